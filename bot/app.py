@@ -1,0 +1,116 @@
+"""The composition root: builds the one ``Application`` with every handler, job and service wired in."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram import BotCommandScopeDefault, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.context import RUNTIME_KEY, FieldbotContext
+from bot.handlers import access, onboarding
+from bot.i18n import SUPPORTED_LOCALES, translator
+from bot.keyboards import commands_for
+from bot.runtime import Runtime
+from bot.storage import migrate
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+FieldbotApplication = Application[Any, FieldbotContext, Any, Any, Any, Any]
+
+# Telegram language codes for which the default command menu is published.
+MENU_LANGUAGES = {"zh_CN": "zh", "en": "en"}
+
+
+async def _not_understood(update: Update, context: FieldbotContext) -> None:
+    if context.staff is not None and update.effective_chat is not None and update.effective_message is not None:
+        log.info("unhandled message from staff %s", context.staff.id)
+        await context.bot.send_message(update.effective_chat.id, context.t("error.not_understood"))
+
+
+async def _on_error(update: object, context: FieldbotContext) -> None:
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await context.bot.send_message(update.effective_chat.id, context.t("error.internal"))
+        except Exception:  # the error path must never raise again
+            log.exception("could not tell the user about the error")
+
+
+def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
+    """Every flow's handlers in one group (the first match wins), the fallback last."""
+    return [
+        *onboarding.handlers(),
+        MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, _not_understood),
+    ]
+
+
+async def publish_default_commands(application: FieldbotApplication) -> None:
+    for locale in SUPPORTED_LOCALES:
+        commands = commands_for(translator(locale), None)
+        await application.bot.set_my_commands(commands, scope=BotCommandScopeDefault(),
+                                              language_code=MENU_LANGUAGES[locale])
+    await application.bot.set_my_commands(commands_for(translator(application.bot_data[RUNTIME_KEY]
+                                                                  .settings.default_locale), None))
+
+
+def build_application(
+    settings: Settings,
+    *,
+    token: str | None = None,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    migrate_on_start: bool = True,
+) -> FieldbotApplication:
+    """Build the bot. Tests and the demo pass a stand-in ``request``; production passes nothing."""
+    runtime = Runtime(settings=settings, db=database or Database(settings.database_url), clock=clock or SystemClock())
+
+    async def post_init(application: FieldbotApplication) -> None:
+        if migrate_on_start:
+            await migrate.upgrade(runtime.db)
+        await publish_default_commands(application)
+        from scheduler.jobs import register_jobs
+
+        register_jobs(application)
+
+    async def post_shutdown(application: FieldbotApplication) -> None:
+        if database is None:
+            await runtime.db.dispose()
+
+    builder = (
+        ApplicationBuilder()
+        .token(token or settings.require_token())
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.api_file_url)
+        .local_mode(settings.local_mode)
+        .defaults(Defaults(tzinfo=ZoneInfo(settings.timezone)))
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .context_types(ContextTypes(context=FieldbotContext))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(updates_request or request)
+    application: FieldbotApplication = builder.build()
+    application.bot_data[RUNTIME_KEY] = runtime
+    application.add_handlers(access.handlers(), group=access.GROUP)
+    application.add_handlers(flow_handlers())
+    application.add_error_handler(_on_error)
+    return application

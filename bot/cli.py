@@ -1,0 +1,231 @@
+"""The ``fieldbot`` command: run the bot, manage the database and staff, verify the audit log, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.services.errors import DomainError
+from bot.storage.db import Database
+from bot.storage.models import Role
+
+log = logging.getLogger("fieldbot")
+
+EXIT_USAGE = 2
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _run_db(settings: Settings, work: Callable[[Database], Awaitable[int]], *, upgrade: bool = True) -> int:
+    """Open the database (migrated to the newest schema), run ``work``, close it."""
+
+    async def main() -> int:
+        from bot.storage import migrate
+
+        database = Database(settings.database_url)
+        try:
+            if upgrade:
+                await migrate.upgrade(database)
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(main())
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from telegram import Update
+
+    from bot.app import build_application
+
+    application = build_application(settings)
+    log.info("fieldbot starting (polling), database %s", settings.database_url.split("@")[-1])
+    application.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    from telegram import Update
+
+    from bot.app import build_application
+
+    application = build_application(settings)
+    application.run_webhook(listen=args.listen, port=args.port, url_path=args.path, webhook_url=args.url,
+                            secret_token=args.secret, allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(database: Database) -> int:
+        print(f"database is up to date: {settings.database_url.split('@')[-1]}")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.services import invites, staff
+
+    async def work(database: Database) -> int:
+        now = SystemClock().now()
+        async with database.write() as session:
+            member = await staff.add_staff(session, name=args.name, role=Role(args.role), team=args.team,
+                                           supervisor_id=args.supervisor, phone=args.phone, now=now)
+            code = await invites.create_invite(session, member.id, now=now)
+        print(f"staff #{member.id} {member.name} ({member.role}) added")
+        print(f"invite code (single use, valid 7 days): {code}")
+        print(f"link: {invites.deep_link(args.bot_username, code)}")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def cmd_staff_invite(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.services import invites
+
+    async def work(database: Database) -> int:
+        async with database.write() as session:
+            code = await invites.create_invite(session, args.id, now=SystemClock().now())
+        print(f"invite code (single use, valid 7 days): {code}")
+        print(f"link: {invites.deep_link(args.bot_username, code)}")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services import staff
+
+    async def work(database: Database) -> int:
+        async with database.read() as session:
+            members = await staff.list_staff(session)
+        rows = [
+            {"id": m.id, "name": m.name, "role": m.role, "team": m.team, "supervisor_id": m.supervisor_id,
+             "active": m.active, "registered": m.telegram_user_id is not None, "locale": m.locale}
+            for m in members
+        ]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+        else:
+            for r in rows:
+                print(f"#{r['id']:<5} {r['name']:<12} {r['role']:<16} team={r['team'] or '-':<8} "
+                      f"{'active' if r['active'] else 'inactive'} {'registered' if r['registered'] else 'invited'}")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def cmd_staff_deactivate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.services import staff
+
+    async def work(database: Database) -> int:
+        async with database.write() as session:
+            member = await staff.deactivate(session, args.id, now=SystemClock().now())
+        print(f"staff #{member.id} {member.name} deactivated")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services import audit
+
+    async def work(database: Database) -> int:
+        async with database.read() as session:
+            result = await audit.verify(session)
+        print(result.describe())
+        return 0 if result.ok else 1
+
+    return _run_db(settings, work, upgrade=False)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return asyncio.run(run_demo(lang=args.lang, out=sys.stdout))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fieldbot", description="Telegram assistant for field debt collectors.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", help="run the bot (long polling); migrates the database first").set_defaults(func=cmd_run)
+
+    hook = sub.add_parser("webhook", help="run the bot behind a webhook")
+    hook.add_argument("--url", required=True, help="public HTTPS URL Telegram should call")
+    hook.add_argument("--listen", default="127.0.0.1")
+    hook.add_argument("--port", type=int, default=8443)
+    hook.add_argument("--path", default="telegram")
+    hook.add_argument("--secret", default=None, help="secret token Telegram sends back in a header")
+    hook.set_defaults(func=cmd_webhook)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", help="create or migrate the database").set_defaults(func=cmd_db_upgrade)
+
+    staff = sub.add_parser("staff", help="register and manage staff")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
+    add = staff_sub.add_parser("add", help="register a person and print their invite code and link")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--team")
+    add.add_argument("--supervisor", type=int, help="staff id of their supervisor")
+    add.add_argument("--phone")
+    add.add_argument("--bot-username", default="fieldbot_bot", help="the bot's @username, for the link")
+    add.set_defaults(func=cmd_staff_add)
+    invite = staff_sub.add_parser("invite", help="issue a fresh invite code (the old ones stop working)")
+    invite.add_argument("id", type=int)
+    invite.add_argument("--bot-username", default="fieldbot_bot")
+    invite.set_defaults(func=cmd_staff_invite)
+    lst = staff_sub.add_parser("list", help="list staff")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_staff_list)
+    deact = staff_sub.add_parser("deactivate", help="deactivate a person: they can no longer use the bot")
+    deact.add_argument("id", type=int)
+    deact.set_defaults(func=cmd_staff_deactivate)
+
+    audit = sub.add_parser("audit", help="audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_sub.add_parser("verify", help="recompute the hash chain; names the first bad entry").set_defaults(
+        func=cmd_audit_verify)
+
+    demo = sub.add_parser("demo", help="show the whole product in one run, without a token")
+    demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "en"])
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"fieldbot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        _setup_logging(settings)
+        result: int = args.func(settings, args)
+        return result
+    except ConfigError as exc:
+        print(f"fieldbot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DomainError as exc:
+        from bot.i18n import translator
+
+        print(f"fieldbot: {translator(settings.default_locale)(exc.key, **exc.params)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+

@@ -1,0 +1,122 @@
+"""The append-only audit log, hash-chained so that an edited or removed entry is found.
+
+Each entry's hash covers its sequence number, time, actor, action, object, details and the hash of
+the entry before it. :func:`verify` recomputes the chain and names the first entry that does not fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import AuditEntry
+
+GENESIS = "0" * 64
+_PG_AUDIT_LOCK = 0x46_42_41_55  # "FBAU": serialises appends on PostgreSQL
+
+
+def canonical_details(details: dict[str, Any] | None) -> str:
+    return json.dumps(details or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def entry_hash(
+    *,
+    seq: int,
+    at: datetime,
+    actor_id: int | None,
+    action: str,
+    object_type: str,
+    object_id: str | None,
+    details: str,
+    prev_hash: str,
+) -> str:
+    body = json.dumps(
+        [seq, at.astimezone(UTC).isoformat(timespec="microseconds"), actor_id, action, object_type,
+         object_id, details, prev_hash],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    action: str,
+    object_type: str,
+    object_id: object | None = None,
+    actor_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    at: datetime,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+    last = (
+        await session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
+    ).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    at = at.astimezone(UTC)
+    oid = None if object_id is None else str(object_id)
+    body = canonical_details(details)
+    entry = AuditEntry(
+        seq=seq,
+        at=at,
+        actor_id=actor_id,
+        action=action,
+        object_type=object_type,
+        object_id=oid,
+        details=body,
+        prev_hash=prev,
+        hash=entry_hash(seq=seq, at=at, actor_id=actor_id, action=action, object_type=object_type,
+                        object_id=oid, details=body, prev_hash=prev),
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    bad_seq: int | None = None
+    problem: str | None = None  # "altered" | "removed"
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"audit log intact: {self.checked} entries"
+        if self.problem == "removed":
+            return f"audit log broken before entry #{self.bad_seq}: an earlier entry was removed or rewritten"
+        return f"audit log broken: entry #{self.bad_seq} was altered"
+
+
+async def verify(session: AsyncSession, *, batch: int = 5000) -> VerifyResult:
+    """Walk the chain in order; stop at the first entry that was altered or follows a removed one."""
+    prev_hash, expected_seq, checked, after = GENESIS, 1, 0, 0
+    while True:
+        rows = (
+            await session.execute(
+                select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(batch)
+            )
+        ).scalars().all()
+        if not rows:
+            return VerifyResult(ok=True, checked=checked)
+        for entry in rows:
+            recomputed = entry_hash(
+                seq=entry.seq, at=entry.at, actor_id=entry.actor_id, action=entry.action,
+                object_type=entry.object_type, object_id=entry.object_id, details=entry.details,
+                prev_hash=entry.prev_hash,
+            )
+            if recomputed != entry.hash:
+                return VerifyResult(ok=False, checked=checked, bad_seq=entry.seq, problem="altered")
+            if entry.seq != expected_seq or entry.prev_hash != prev_hash:
+                return VerifyResult(ok=False, checked=checked, bad_seq=entry.seq, problem="removed")
+            prev_hash, expected_seq, checked, after = entry.hash, entry.seq + 1, checked + 1, entry.seq
+        session.expunge_all()

@@ -1,0 +1,33 @@
+"""Create or migrate the database to the newest schema with Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+
+from bot.storage.db import Database
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(url: str, connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(database: Database, revision: str = "head") -> None:
+    """Bring the database up to ``revision`` inside one connection of ``database``'s engine."""
+
+    def _upgrade(connection: Connection) -> None:
+        command.upgrade(alembic_config(database.url, connection), revision)
+
+    async with database.engine.connect() as connection:
+        await connection.run_sync(_upgrade)
+        await connection.commit()
