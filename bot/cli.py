@@ -22,6 +22,7 @@ EXIT_USAGE = 2
 def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _run_db(settings: Settings, work: Callable[[Database], Awaitable[int]], *, upgrade: bool = True) -> int:
@@ -46,6 +47,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     from bot.app import build_application
 
+    settings.require_token()
     application = build_application(settings)
     log.info("fieldbot starting (polling), database %s", settings.database_url.split("@")[-1])
     application.run_polling(allowed_updates=Update.ALL_TYPES)
@@ -57,6 +59,7 @@ def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
 
     from bot.app import build_application
 
+    settings.require_token()
     application = build_application(settings)
     application.run_webhook(listen=args.listen, port=args.port, url_path=args.path, webhook_url=args.url,
                             secret_token=args.secret, allowed_updates=Update.ALL_TYPES)
@@ -153,6 +156,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
+    logging.getLogger().setLevel(logging.WARNING)  # the transcript is the output
     return asyncio.run(run_demo(lang=args.lang, out=sys.stdout))
 
 
@@ -229,3 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())

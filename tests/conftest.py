@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.clock import ManualClock
+from bot.sandbox.harness import BotHarness, sandbox_settings
 from bot.storage import migrate
 from bot.storage.db import Database
 
@@ -83,3 +84,18 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     await migrate.upgrade(database)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, clock: ManualClock) -> AsyncIterator[BotHarness]:
+    """The real Application on a fresh SQLite database, talking to the Bot API stand-in.
+
+    Every Bot API call the bot made is checked against the schema; a violation fails the test.
+    """
+    bot_harness = BotHarness(sandbox_settings(tmp_path), clock)
+    await bot_harness.start()
+    try:
+        yield bot_harness
+    finally:
+        await bot_harness.close()
+    assert bot_harness.api.violations == [], bot_harness.api.violations

@@ -1,0 +1,113 @@
+"""Drive the real ``Application`` against the Bot API stand-in: used by the tests and ``fieldbot demo``.
+
+A :class:`BotHarness` owns a database, a settable clock and a :class:`FakeBotApi`. It can build the
+application, feed it updates through ``process_update`` (as PTB does after polling), stop it and
+build it again on the same database (a restart), and register staff the way the admin office does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from telegram import Update
+
+from bot.app import FieldbotApplication, build_application
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.sandbox.botapi import ApiCall, FakeBotApi, FakeRequest
+from bot.sandbox.updates import FakeUser, UpdateFactory
+from bot.services import invites, staff
+from bot.storage import migrate
+from bot.storage.db import Database
+from bot.storage.models import Role
+
+TOKEN = "7000000001:FIELDBOT-SANDBOX-TOKEN"
+
+
+def sandbox_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a sandboxed run: a SQLite file under ``data_dir``, nothing read from ``.env``."""
+    values: dict[str, Any] = {
+        "token": TOKEN,
+        "database_url": f"sqlite+aiosqlite:///{data_dir / 'fieldbot.db'}",
+        "data_dir": data_dir,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+class BotHarness:
+    def __init__(self, settings: Settings, clock: ManualClock, api: FakeBotApi | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.api = api or FakeBotApi(clock=lambda: clock.now().timestamp())
+        self.updates = UpdateFactory(self.api)
+        self.db = Database(settings.database_url)
+        self._app: FieldbotApplication | None = None
+
+    @property
+    def app(self) -> FieldbotApplication:
+        if self._app is None:
+            raise RuntimeError("the harness is not started")
+        return self._app
+
+    async def start(self) -> FieldbotApplication:
+        await migrate.upgrade(self.db)
+        app = build_application(self.settings, request=FakeRequest(self.api), database=self.db, clock=self.clock,
+                                migrate_on_start=False)
+        await app.initialize()
+        if app.post_init is not None:
+            await app.post_init(app)
+        self._app = app
+        return app
+
+    async def stop(self) -> None:
+        if self._app is not None:
+            await self._app.shutdown()
+            self._app = None
+
+    async def restart(self) -> FieldbotApplication:
+        """What a crash and a new process look like to the bot: everything in memory is gone."""
+        await self.stop()
+        return await self.start()
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.db.dispose()
+
+    async def send(self, update: dict[str, Any]) -> list[ApiCall]:
+        """Process one update the way polling would; return the Bot API calls it caused."""
+        before = len(self.api.calls)
+        await self.app.process_update(Update.de_json(update, self.app.bot))
+        return self.api.calls[before:]
+
+    async def replay(self, update: dict[str, Any]) -> list[ApiCall]:
+        """Deliver the very same update again (what an unexpected updater stop can cause)."""
+        return await self.send(update)
+
+    def replies(self, calls: Sequence[ApiCall], chat_id: int | None = None) -> list[str]:
+        """The texts (or captions) the bot sent among ``calls``."""
+        texts = []
+        for call in calls:
+            if chat_id is not None and call.params.get("chat_id") != chat_id:
+                continue
+            text = call.params.get("text") or call.params.get("caption")
+            if isinstance(text, str) and not call.failed:
+                texts.append(text)
+        return texts
+
+    async def add_staff(self, name: str, role: Role, *, team: str | None = "A", supervisor_id: int | None = None,
+                        phone: str | None = None) -> tuple[int, str]:
+        """Register a person as the admin office does; returns (staff id, invite code)."""
+        async with self.db.write() as session:
+            member = await staff.add_staff(session, name=name, role=role, team=team, supervisor_id=supervisor_id,
+                                           phone=phone, now=self.clock.now())
+            code = await invites.create_invite(session, member.id, now=self.clock.now())
+        return member.id, code
+
+    async def onboard(self, user: FakeUser, name: str, role: Role, **kwargs: Any) -> int:
+        """Register a person and have them send ``/start <code>``; returns their staff id."""
+        staff_id, code = await self.add_staff(name, role, **kwargs)
+        await self.send(self.updates.command(user, "/start", code))
+        return staff_id

@@ -1,0 +1,69 @@
+"""The ``fieldbot`` command in-process: db upgrade, staff management, audit verification."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+
+@pytest.fixture
+def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in ("FIELDBOT_TOKEN", "FIELDBOT_DATABASE_URL", "FIELDBOT_DATA_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    path = tmp_path / "fieldbot.db"
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    return path
+
+
+def test_db_upgrade_creates_the_schema(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade"]) == 0
+    tables = {r[0] for r in sqlite3.connect(db_file).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"staff", "invites", "cases", "assignments", "audit_log", "alembic_version"} <= tables
+    assert sqlite3.connect(db_file).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_staff_add_list_deactivate(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["staff", "add", "--name", "王主管", "--role", "supervisor", "--team", "A"]) == 0
+    assert main(["staff", "add", "--name", "张三", "--role", "collector", "--team", "A", "--supervisor", "1",
+                 "--bot-username", "acme_field_bot"]) == 0
+    out = capsys.readouterr().out
+    assert "https://t.me/acme_field_bot?start=" in out
+    assert main(["staff", "deactivate", "2"]) == 0
+    capsys.readouterr()
+    assert main(["staff", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["role"], r["active"], r["supervisor_id"]) for r in rows] == [
+        ("王主管", "supervisor", True, None), ("张三", "collector", False, 1)]
+
+
+def test_staff_add_with_a_bad_supervisor_is_a_clear_error(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["staff", "add", "--name", "张三", "--role", "collector", "--supervisor", "42"]) == 1
+    err = capsys.readouterr().err
+    assert "42" in err and "Traceback" not in err
+
+
+def test_audit_verify_names_the_edited_entry(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("甲", "乙", "丙"):
+        assert main(["staff", "add", "--name", name, "--role", "collector"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 0
+    assert "intact: 6 entries" in capsys.readouterr().out
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("UPDATE audit_log SET details = replace(details, '乙', '丁') WHERE seq = 3")
+    assert main(["audit", "verify"]) == 1
+    assert "entry #3 was altered" in capsys.readouterr().out
+
+
+def test_bad_setting_is_one_clear_line(db_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FIELDBOT_TIMEZONE", "Mars/Olympus")
+    assert main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fieldbot: configuration error: FIELDBOT_TIMEZONE") and "\n" not in err

@@ -1,0 +1,82 @@
+"""End to end: ``fieldbot run`` as a real process, polling a Bot API stand-in over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.botapi import FakeBotApi
+from bot.sandbox.harness import TOKEN
+from bot.sandbox.http_server import FakeBotApiServer
+from bot.sandbox.updates import FakeUser, UpdateFactory
+
+USER = FakeUser(4242, "Li", language_code="en")
+
+
+def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDBOT_")}
+    env.update({
+        "FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}",
+        "FIELDBOT_DATA_DIR": str(tmp_path / "data"),
+        "FIELDBOT_LOG_LEVEL": "INFO",
+        **extra,
+    })
+    return env
+
+
+def test_missing_token_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    result = _run_cli(_env(tmp_path), "run")
+    assert result.returncode == 2
+    assert "FIELDBOT_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_start_with_code_over_real_http(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    added = _run_cli(env, "staff", "add", "--name", "Li Lei", "--role", "collector",
+                     "--bot-username", "fieldbot_demo_bot")
+    assert added.returncode == 0, added.stderr
+    code = next(line.split(": ", 1)[1] for line in added.stdout.splitlines() if line.startswith("invite code"))
+    assert f"https://t.me/fieldbot_demo_bot?start={code}" in added.stdout
+
+    api = FakeBotApi()
+    with FakeBotApiServer(api) as server:
+        env.update({"FIELDBOT_TOKEN": TOKEN, "FIELDBOT_API_BASE_URL": server.base_url,
+                    "FIELDBOT_API_FILE_URL": server.file_url})
+        process = subprocess.Popen([sys.executable, "-m", "bot"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        try:
+            api.push_update(UpdateFactory(api).command(USER, "/start", code))
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not api.texts(USER.id):
+                if process.poll() is not None:
+                    break
+                time.sleep(0.1)
+            texts = api.texts(USER.id)
+        finally:
+            process.terminate()
+            try:
+                output, _ = process.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+    assert texts and texts[0].startswith("Welcome, Li Lei!"), output
+    assert api.violations == []
+    assert any(c.method == "getUpdates" for c in api.calls)
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["staff", "--help"], ["audit", "--help"]])
+def test_cli_help(tmp_path: Path, args: list[str]) -> None:
+    result = _run_cli(_env(tmp_path), *args)
+    assert result.returncode == 0 and "usage: fieldbot" in result.stdout
