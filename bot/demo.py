@@ -1,0 +1,130 @@
+"""``fieldbot demo``: the whole product in one run, without a token.
+
+The real application runs in-process against the Bot API stand-in, on a throw-away database with a
+settable clock. Each flow adds a scene to :data:`SCENES`; the transcript shows what every person
+types and what the bot answers them, buttons included.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from bot.clock import ManualClock
+from bot.i18n import translator
+from bot.sandbox.botapi import ApiCall
+from bot.sandbox.harness import BotHarness, sandbox_settings
+from bot.sandbox.updates import FakeUser
+from bot.storage.models import Role
+
+SHOWN_METHODS = {"sendMessage", "editMessageText", "sendPhoto", "sendDocument", "answerCallbackQuery",
+                 "sendLocation", "editMessageReplyMarkup"}
+
+
+class Demo:
+    """A transcript writer around a :class:`BotHarness`."""
+
+    def __init__(self, harness: BotHarness, out: TextIO, lang: str) -> None:
+        self.harness = harness
+        self.out = out
+        self.lang = lang
+        self.t = translator(lang)
+        self.people: dict[int, str] = {}
+        self.staff_ids: dict[str, int] = {}
+        self.language_code = "zh-hans" if lang == "zh_CN" else "en"
+
+    def person(self, user_id: int, name: str) -> FakeUser:
+        self.people[user_id] = name
+        return FakeUser(user_id, name, language_code=self.language_code)
+
+    def title(self, text: str) -> None:
+        self.out.write(f"\n{'═' * 60}\n  {text}\n{'═' * 60}\n")
+
+    def note(self, text: str) -> None:
+        self.out.write(f"  ┊ {text}\n")
+
+    def show(self, calls: Sequence[ApiCall]) -> None:
+        for call in calls:
+            if call.method not in SHOWN_METHODS or call.failed:
+                continue
+            chat = call.params.get("chat_id")
+            who = self.people.get(chat, str(chat)) if isinstance(chat, int) else ""
+            text = call.params.get("text") or call.params.get("caption") or ""
+            if call.method == "answerCallbackQuery":
+                if text:
+                    self.out.write(f"  🤖 (popup) {text}\n")
+                continue
+            label = {"sendDocument": "📎 ", "sendPhoto": "🖼 ", "editMessageText": "✏️ "}.get(call.method, "")
+            body = str(text).replace("\n", "\n      ")
+            self.out.write(f"  🤖 → {who}: {label}{body}\n")
+            self._buttons(call.params.get("reply_markup"))
+
+    def _buttons(self, markup: Any) -> None:
+        if not isinstance(markup, dict):
+            return
+        rows = markup.get("inline_keyboard") or markup.get("keyboard") or []
+        for row in rows:
+            self.out.write("      " + " ".join(f"[{b.get('text')}]" for b in row) + "\n")
+
+    async def send(self, user: FakeUser, update: dict[str, Any], shown: str) -> list[ApiCall]:
+        self.out.write(f"  👤 {self.people.get(user.id, user.first_name)}: {shown}\n")
+        calls = await self.harness.send(update)
+        self.show(calls)
+        return calls
+
+    async def say(self, user: FakeUser, text: str) -> list[ApiCall]:
+        return await self.send(user, self.harness.updates.text(user, text), text)
+
+    async def command(self, user: FakeUser, command: str, args: str | None = None) -> list[ApiCall]:
+        shown = f"{command} {args}" if args else command
+        return await self.send(user, self.harness.updates.command(user, command, args), shown)
+
+    async def press(self, user: FakeUser, data: str, label: str) -> list[ApiCall]:
+        return await self.send(user, self.harness.updates.button(user, data), f"(taps [{label}])")
+
+
+async def scene_onboarding(demo: Demo) -> None:
+    t = demo.t
+    demo.title(t("demo.scene.onboarding"))
+    boss_user = demo.person(9001, "王主管" if demo.lang == "zh_CN" else "Wang (supervisor)")
+    boss_id, boss_code = await demo.harness.add_staff(demo.people[9001], Role.SUPERVISOR, team="A")
+    demo.staff_ids["supervisor"] = boss_id
+    demo.note(f"$ fieldbot staff add --name {demo.people[9001]} --role supervisor --team A")
+    demo.note(f"  invite link: https://t.me/fieldbot_demo_bot?start={boss_code[:6]}…")
+    await demo.command(boss_user, "/start", boss_code)
+
+    collector = demo.person(9002, "张三" if demo.lang == "zh_CN" else "Zhang San")
+    staff_id, code = await demo.harness.add_staff(demo.people[9002], Role.COLLECTOR, team="A", supervisor_id=boss_id)
+    demo.staff_ids["collector"] = staff_id
+    demo.note(f"$ fieldbot staff add --name {demo.people[9002]} --role collector --team A --supervisor {boss_id}")
+    await demo.command(collector, "/start", code)
+    await demo.command(demo.person(9003, "Eve"), "/start", code)
+    await demo.say(demo.person(9004, "Stranger"), "hi")
+    await demo.command(collector, "/lang")
+
+
+Scene = Callable[[Demo], Awaitable[None]]
+SCENES: list[Scene] = [scene_onboarding]
+
+
+async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
+    start = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with tempfile.TemporaryDirectory(prefix="fieldbot-demo-") as folder:
+        harness = BotHarness(sandbox_settings(Path(folder), default_locale=lang), ManualClock(start))
+        await harness.start()
+        demo = Demo(harness, out, lang)
+        try:
+            for scene in scenes:
+                await scene(demo)
+        finally:
+            await harness.close()
+        problems = harness.api.violations
+    out.write(f"\n{translator(lang)('demo.done')}\n")
+    if problems:
+        out.write("\n".join(problems) + "\n")
+        return 1
+    return 0
