@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     backup_dirs: list[Path] = Field(default_factory=list)
     geocoder: str = "off"
     checkin_radius_m: int = 300
+    import_batch_size: int = 200
     supervisors_chat_id: int | None = None
     log_level: str = "INFO"
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.services.calendar import WorkCalendar
+from bot.services.geocoding import GeocoderLike, make_geocoder
 from bot.storage.db import Database
+from bot.storage.media import MediaStore
+
+
+def calendar_from(settings: Settings) -> WorkCalendar:
+    return WorkCalendar.from_override_file(settings.calendar_file, tz=settings.timezone,
+                                           work_start=settings.work_start, work_end=settings.work_end)
 
 
 @dataclass
@@ -15,6 +23,14 @@ class Runtime:
     settings: Settings
     db: Database
     clock: Clock
+    calendar: WorkCalendar = field(init=False)
+    media: MediaStore = field(init=False)
+    geocoder: GeocoderLike | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calendar = calendar_from(self.settings)
+        self.media = MediaStore(self.settings.data_dir)
+        self.geocoder = make_geocoder(self.settings.geocoder)
 
     @property
     def tz(self) -> ZoneInfo:

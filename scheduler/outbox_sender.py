@@ -6,9 +6,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.ext import ExtBot
 
+from bot.ratelimit import NO_RETRY
 from bot.runtime import Runtime
 from bot.services import outbox
 from bot.storage.models import OutboxMessage
@@ -25,9 +27,10 @@ def _markup(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
     )
 
 
-async def _deliver(bot: Bot, runtime: Runtime, row: OutboxMessage) -> Message:
+async def _deliver(bot: ExtBot[Any], runtime: Runtime, row: OutboxMessage) -> Message:
     payload = row.payload
-    common: dict[str, Any] = {"reply_markup": _markup(payload), "protect_content": payload.get("protect_content")}
+    common: dict[str, Any] = {"reply_markup": _markup(payload), "protect_content": payload.get("protect_content"),
+                              "rate_limit_args": NO_RETRY}
     file = payload.get("file")
     if row.method == "sendMessage" or not file:
         return await bot.send_message(row.chat_id, payload["text"], **common)
@@ -39,7 +42,7 @@ async def _deliver(bot: Bot, runtime: Runtime, row: OutboxMessage) -> Message:
                                        caption=payload["text"][:1024], **common)
 
 
-async def send_due(bot: Bot, runtime: Runtime, *, limit: int = 20, max_priority: int | None = None) -> int:
+async def send_due(bot: ExtBot[Any], runtime: Runtime, *, limit: int = 20, max_priority: int | None = None) -> int:
     """Send what is due now; returns how many were delivered."""
     async with runtime.db.write() as session:
         rows = await outbox.claim_due(session, now=runtime.clock.now(), limit=limit, max_priority=max_priority)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.db import Database
 from bot.storage.models import AuditEntry
 
 GENESIS = "0" * 64
@@ -120,3 +121,12 @@ async def verify(session: AsyncSession, *, batch: int = 5000) -> VerifyResult:
                 return VerifyResult(ok=False, checked=checked, bad_seq=entry.seq, problem="removed")
             prev_hash, expected_seq, checked, after = entry.hash, entry.seq + 1, checked + 1, entry.seq
         session.expunge_all()
+
+
+async def record_refusal(database: Database, *, actor_id: int | None, what: str, at: datetime,
+                         subject: tuple[str, object] | None = None, details: dict[str, Any] | None = None) -> None:
+    """Log a refused attempt in a transaction of its own (the refused work itself was rolled back)."""
+    object_type, object_id = subject if subject is not None else ("action", what)
+    async with database.write() as session:
+        await record(session, action=f"refused.{what}", object_type=object_type, object_id=object_id,
+                     actor_id=actor_id, details=details, at=at)

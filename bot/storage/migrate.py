@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -22,12 +23,22 @@ def alembic_config(url: str, connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade(database: Database, revision: str = "head") -> None:
-    """Bring the database up to ``revision`` inside one connection of ``database``'s engine."""
+async def _run(database: Database, step: Callable[[Config, str], None], revision: str) -> None:
+    """Run one Alembic command inside one connection of ``database``'s engine, then commit."""
 
-    def _upgrade(connection: Connection) -> None:
-        command.upgrade(alembic_config(database.url, connection), revision)
+    def _in_sync(connection: Connection) -> None:
+        step(alembic_config(database.url, connection), revision)
 
     async with database.engine.connect() as connection:
-        await connection.run_sync(_upgrade)
+        await connection.run_sync(_in_sync)
         await connection.commit()
+
+
+async def upgrade(database: Database, revision: str = "head") -> None:
+    """Bring the database up to ``revision`` (the newest schema by default)."""
+    await _run(database, command.upgrade, revision)
+
+
+async def downgrade(database: Database, revision: str) -> None:
+    """Step the schema back to ``revision`` (``base`` removes every table)."""
+    await _run(database, command.downgrade, revision)

@@ -121,12 +121,15 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.NEW, index=True)
     team: Mapped[str | None] = mapped_column(String(50), index=True)
     visit_due_at: Mapped[datetime | None]
+    assign_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    unassigned_reported_at: Mapped[datetime | None]
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
     @property
     def amount_due(self) -> Decimal:
-        return Decimal(self.amount_due_fen) / 100
+        return (Decimal(self.amount_due_fen) / 100).quantize(Decimal("0.01"))
 
 
 class Assignment(Base):
@@ -198,3 +201,52 @@ class OutboxMessage(Base):
     failed_at: Mapped[datetime | None]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class CaseImport(Base):
+    """One bank file taken in: when it arrived, when it was done, what it did, where the original is kept."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    stored_path: Mapped[str] = mapped_column(String(255))
+    file_format: Mapped[str] = mapped_column(String(16))
+    default_bank: Mapped[str | None] = mapped_column(String(100))
+    team: Mapped[str | None] = mapped_column(String(50))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    received_at: Mapped[datetime]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class GeocodeResult(Base):
+    """A cached geocoder answer for one address (a miss is cached too, with no coordinates)."""
+
+    __tablename__ = "geocode_cache"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    query: Mapped[str] = mapped_column(String(500), unique=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    provider: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime]
+
+
+class FlowState(Base):
+    """Where a person is in a multi-step conversation, saved at every step (survives restarts)."""
+
+    __tablename__ = "flow_states"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(40))
+    step: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]

@@ -1,0 +1,45 @@
+"""Where each person is in a multi-step conversation, kept in the database and saved at every step.
+
+One row per person: the flow (``assign``, ``visit``, ...), the step, and the answers so far. A
+restarted process, or a second one, reads the row on the next update and carries on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import FlowState
+
+
+@dataclass(frozen=True)
+class FlowView:
+    flow: str
+    step: str
+    data: dict[str, Any]
+
+
+async def current(session: AsyncSession, staff_id: int) -> FlowView | None:
+    row = await session.get(FlowState, staff_id)
+    return FlowView(row.flow, row.step, dict(row.data)) if row is not None else None
+
+
+async def save(session: AsyncSession, staff_id: int, flow: str, step: str, data: dict[str, Any], *,
+               now: datetime) -> None:
+    row = await session.get(FlowState, staff_id)
+    if row is None:
+        session.add(FlowState(staff_id=staff_id, flow=flow, step=step, data=data, updated_at=now))
+    else:
+        row.flow, row.step, row.data, row.updated_at = flow, step, dict(data), now
+    await session.flush()
+
+
+async def clear(session: AsyncSession, staff_id: int, flow: str | None = None) -> None:
+    query = delete(FlowState).where(FlowState.staff_id == staff_id)
+    if flow is not None:
+        query = query.where(FlowState.flow == flow)
+    await session.execute(query)
