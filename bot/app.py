@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from telegram import BotCommandScopeDefault, Update
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     BaseHandler,
@@ -22,9 +21,10 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, FieldbotContext
-from bot.handlers import access, onboarding
+from bot.handlers import access, assign, intake, onboarding
 from bot.i18n import SUPPORTED_LOCALES, translator
 from bot.keyboards import commands_for
+from bot.ratelimit import FieldbotRateLimiter
 from bot.runtime import Runtime
 from bot.storage import migrate
 from bot.storage.db import Database
@@ -56,6 +56,9 @@ def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
     """Every flow's handlers in one group (the first match wins), the fallback last."""
     return [
         *onboarding.handlers(),
+        *intake.handlers(),
+        *assign.handlers(),
+        *intake.fallback_handlers(),
         MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, _not_understood),
     ]
 
@@ -101,7 +104,7 @@ def build_application(
         .base_file_url(settings.api_file_url)
         .local_mode(settings.local_mode)
         .defaults(Defaults(tzinfo=ZoneInfo(settings.timezone)))
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(FieldbotRateLimiter(reply_retries=3))
         .context_types(ContextTypes(context=FieldbotContext))
         .post_init(post_init)
         .post_shutdown(post_shutdown)

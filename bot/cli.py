@@ -8,8 +8,14 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.runtime import calendar_from
+from bot.services.calendar import CalendarConfigError
 from bot.services.errors import DomainError
 from bot.storage.db import Database
 from bot.storage.models import Role
@@ -17,6 +23,7 @@ from bot.storage.models import Role
 log = logging.getLogger("fieldbot")
 
 EXIT_USAGE = 2
+T = TypeVar("T")
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -25,10 +32,10 @@ def _setup_logging(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _run_db(settings: Settings, work: Callable[[Database], Awaitable[int]], *, upgrade: bool = True) -> int:
+def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]], *, upgrade: bool = True) -> T:
     """Open the database (migrated to the newest schema), run ``work``, close it."""
 
-    async def main() -> int:
+    async def main() -> T:
         from bot.storage import migrate
 
         database = Database(settings.database_url)
@@ -153,6 +160,93 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return _run_db(settings, work, upgrade=False)
 
 
+def _parse_moment(text: str, settings: Settings) -> datetime:
+    """An ISO time; without an offset it is read in the configured time zone."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"--received-at: {text!r} is not an ISO time such as 2026-11-03T09:30") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(settings.timezone))
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.handlers.intake import FILE_ERRORS
+    from bot.i18n import translator
+    from bot.runtime import Runtime
+    from bot.services import intake
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"fieldbot: no such file: {path}", file=sys.stderr)
+        return intake.EXIT_NOTHING
+    data = path.read_bytes()
+    received = _parse_moment(args.received_at, settings) if args.received_at else None
+    t = translator(settings.default_locale)
+
+    async def progress(done: int, total: int) -> None:
+        print(t("import.progress", filename=path.name, done=done, total=total), file=sys.stderr)
+
+    async def work(database: Database) -> intake.ImportSummary:
+        runtime = Runtime(settings=settings, db=database, clock=SystemClock())
+        return await intake.import_file(
+            database, data, path.name, clock=runtime.clock, calendar=runtime.calendar, media=runtime.media,
+            backup_dirs=settings.backup_dirs, geocoder=runtime.geocoder, bank=args.bank, team=args.team,
+            sheet=args.sheet, received_at=received, batch_size=settings.import_batch_size, progress=progress,
+        )
+
+    summary = _run_db(settings, work)
+    if summary.error is not None:
+        print(t(FILE_ERRORS.get(summary.error.code, "import.error.unreadable"), filename=path.name)
+              + f" ({summary.error.detail})", file=sys.stderr)
+        return summary.exit_code
+    print(t("import.summary", filename=path.name, imported=summary.imported, updated=summary.updated,
+            unchanged=summary.unchanged, rejected=summary.rejected))
+    if summary.late:
+        print(t("import.late", minutes=summary.minutes_taken))
+    rejects = summary.rejects_csv(t)
+    if rejects is not None:
+        target = path.with_name(f"{path.stem}.rejects.csv")
+        target.write_bytes(rejects)
+        print(f"{t('import.rejects_caption', count=summary.rejected)} → {target}")
+    return summary.exit_code
+
+
+def cmd_assign(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.runtime import calendar_from
+    from bot.services import assignment
+
+    async def work(database: Database) -> int:
+        async with database.write() as session:
+            case = await assignment.find_case(session, args.case_no, args.bank)
+            collector = await assignment.find_staff(session, args.to)
+            moved = await assignment.assign_cases(session, [case.id], collector.id, actor=None, reason=args.reason,
+                                                  now=SystemClock().now(), calendar=calendar_from(settings))
+        state = "assigned to" if moved else "already with"
+        print(f"{case.bank} {case.case_no} {state} #{collector.id} {collector.name}")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def cmd_cases(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services.cases import list_cases
+
+    async def work(database: Database) -> int:
+        async with database.read() as session:
+            rows = [r.as_dict() for r in await list_cases(session, status=args.status, assignee_id=args.assignee)]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+        else:
+            for r in rows:
+                print(f"{r['bank']:<10} {r['case_no']:<14} {r['debtor_name']:<8} {r['amount_due']:>12} "
+                      f"{r['status']:<9} {r['assignee'] or '-'}")
+        return 0
+
+    return _run_db(settings, work)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -204,6 +298,27 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub.add_parser("verify", help="recompute the hash chain; names the first bad entry").set_defaults(
         func=cmd_audit_verify)
 
+    imp = sub.add_parser("import", help="import a bank case file (CSV in UTF-8 or GBK, or XLSX)")
+    imp.add_argument("file")
+    imp.add_argument("--bank", help="the bank, for files without a bank column")
+    imp.add_argument("--team", help="the team whose supervisor assigns these cases")
+    imp.add_argument("--sheet", help="the XLSX sheet (default: the first)")
+    imp.add_argument("--received-at", help="when the bank's file arrived (ISO time; default: now)")
+    imp.set_defaults(func=cmd_import)
+
+    asg = sub.add_parser("assign", help="assign a case to a collector")
+    asg.add_argument("case_no")
+    asg.add_argument("--to", required=True, help="staff id or unique name")
+    asg.add_argument("--bank", help="needed when several banks use the same case number")
+    asg.add_argument("--reason", default="shell")
+    asg.set_defaults(func=cmd_assign)
+
+    cases = sub.add_parser("cases", help="list cases")
+    cases.add_argument("--status")
+    cases.add_argument("--assignee", type=int, help="current assignee's staff id")
+    cases.add_argument("--json", action="store_true")
+    cases.set_defaults(func=cmd_cases)
+
     demo = sub.add_parser("demo", help="show the whole product in one run, without a token")
     demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "en"])
     demo.set_defaults(func=cmd_demo)
@@ -214,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-    except ConfigError as exc:
+        calendar_from(settings)  # a broken company calendar file is a configuration error too
+    except (ConfigError, CalendarConfigError) as exc:
         print(f"fieldbot: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:

@@ -8,6 +8,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import DEFAULT_LOCALE, Translator, translator
 from bot.runtime import Runtime
+from bot.services.flows import FlowView
 from bot.services.staff import StaffView
 
 RUNTIME_KEY = "runtime"
@@ -20,6 +21,7 @@ class FieldbotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, An
                  chat_id: int | None = None, user_id: int | None = None) -> None:
         super().__init__(application=application, chat_id=chat_id, user_id=user_id)
         self.staff: StaffView | None = None
+        self.flow: FlowView | None = None
         self.t: Translator = translator(DEFAULT_LOCALE)
 
     @property

@@ -17,9 +17,9 @@ from bot.storage.models import Role
 ROLE_MENU: dict[Role, list[list[str]]] = {
     Role.COLLECTOR: [[N_("menu.help"), N_("menu.language")]],
     Role.PHONE_COLLECTOR: [[N_("menu.help"), N_("menu.language")]],
-    Role.SUPERVISOR: [[N_("menu.help"), N_("menu.language")]],
+    Role.SUPERVISOR: [[N_("menu.assign")], [N_("menu.help"), N_("menu.language")]],
     Role.TEAM_LEAD: [[N_("menu.help"), N_("menu.language")]],
-    Role.ADMIN: [[N_("menu.help"), N_("menu.language")]],
+    Role.ADMIN: [[N_("menu.import"), N_("menu.assign")], [N_("menu.help"), N_("menu.language")]],
 }
 
 # Slash commands per role (command, description message id), for the Telegram command menu.
@@ -29,6 +29,8 @@ COMMON_COMMANDS: list[tuple[str, str]] = [
     ("lang", N_("command.lang")),
 ]
 ROLE_COMMANDS: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
+ROLE_COMMANDS[Role.SUPERVISOR] += [("assign", N_("command.assign"))]
+ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
 

@@ -8,7 +8,9 @@ from telegram import Update
 from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 from bot.context import FieldbotContext
+from bot.handlers.routing import Caller, remember
 from bot.i18n import resolve_locale, translator
+from bot.services import flows
 from bot.services import staff as staff_service
 from bot.services.staff import StaffView
 
@@ -33,8 +35,11 @@ async def identify(update: Update, context: FieldbotContext) -> None:
     async with runtime.db.read() as session:
         staff = await staff_service.active_by_telegram_id(session, user.id)
         view = StaffView.of(staff) if staff is not None else None
+        flow = await flows.current(session, view.id) if view is not None else None
+    remember(update, Caller(view, flow))
     default = runtime.settings.default_locale
     context.staff = view
+    context.flow = flow
     context.t = translator(resolve_locale(view.locale if view else None, user.language_code, default))
     if view is not None or _is_invite_attempt(update):
         return

@@ -111,3 +111,17 @@ class BotHarness:
         staff_id, code = await self.add_staff(name, role, **kwargs)
         await self.send(self.updates.command(user, "/start", code))
         return staff_id
+
+    def document_update(self, user: FakeUser, content: bytes, filename: str, *, caption: str | None = None,
+                        mime_type: str = "application/octet-stream") -> dict[str, Any]:
+        """A message in which ``user`` sends ``content`` as a file (the bot can download it)."""
+        file_id, unique_id = self.api.add_file(content)
+        return self.updates.document(user, file_id, unique_id, file_name=filename, mime_type=mime_type,
+                                     size=len(content), caption=caption)
+
+    async def deliver_outbox(self) -> int:
+        """Run the outbox sweep once, as the job queue would."""
+        from scheduler.outbox_sender import send_due
+
+        runtime = self.app.bot_data["runtime"]
+        return await send_due(self.app.bot, runtime)

@@ -1,0 +1,68 @@
+"""Filters that route an update by who sent it and where they are in a flow, read from the database.
+
+``handlers/access.py`` (group -1) loads the sender's staff record and saved flow step for every
+update before any flow handler is chosen; these filters read that per-update record, so handler
+registration can say ``filters.Document.ALL & RoleIs(Role.ADMIN)`` and the role still comes from
+the database, on the server, for every update.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from telegram import Update
+from telegram.ext import filters
+
+from bot.services.flows import FlowView
+from bot.services.staff import StaffView
+from bot.storage.models import Role
+
+_MAX_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class Caller:
+    staff: StaffView | None
+    flow: FlowView | None
+
+
+_callers: OrderedDict[int, Caller] = OrderedDict()
+
+
+def remember(update: Update, caller: Caller) -> None:
+    _callers[update.update_id] = caller
+    _callers.move_to_end(update.update_id)
+    while len(_callers) > _MAX_REMEMBERED:
+        _callers.popitem(last=False)
+
+
+def caller_of(update: Update) -> Caller | None:
+    return _callers.get(update.update_id)
+
+
+class RoleIs(filters.UpdateFilter):
+    """The sender is active staff with one of ``roles``."""
+
+    def __init__(self, *roles: Role) -> None:
+        super().__init__(name=f"RoleIs({','.join(r.value for r in roles)})")
+        self.roles = roles
+
+    def filter(self, update: Update) -> bool:
+        caller = caller_of(update)
+        return caller is not None and caller.staff is not None and caller.staff.role in self.roles
+
+
+class InStep(filters.UpdateFilter):
+    """The sender's saved conversation is at ``flow`` (and ``step``, if given)."""
+
+    def __init__(self, flow: str, *steps: str) -> None:
+        super().__init__(name=f"InStep({flow}:{','.join(steps)})")
+        self.flow = flow
+        self.steps = steps
+
+    def filter(self, update: Update) -> bool:
+        caller = caller_of(update)
+        if caller is None or caller.flow is None or caller.flow.flow != self.flow:
+            return False
+        return not self.steps or caller.flow.step in self.steps
