@@ -408,3 +408,91 @@ def with_wrong_dimension(path: Path) -> Path:
             zout.writestr(item, content)
     path.write_bytes(out.getvalue())
     return path
+
+
+# ---------------------------------------------------------------------------
+# A file mixing 20 good rows with every kind of bad row
+# ---------------------------------------------------------------------------
+
+MIXED_HEADER = [
+    "外访员", "案件编号", "委托方", "客户姓名", "证件号码", "手机号码", "家庭地址", "欠款金额",
+    "逾期天数", "委托日期", "委托到期日", "纬度", "经度", "备注",
+]
+_SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许"
+
+
+def good_row(i: int) -> dict[str, str]:
+    return {
+        "外访员": "王磊" if i % 2 else "",
+        "案件编号": f"HX{i:04d}",
+        "委托方": "华夏银行",
+        "客户姓名": _SURNAMES[i % len(_SURNAMES)] + "明",
+        "证件号码": f"31011519800101{i:04d}",
+        "手机号码": f"139{i:08d}",
+        "家庭地址": f"上海市浦东新区世纪大道{i}号",
+        "欠款金额": f"{1000 + i * 10}.50",
+        "逾期天数": str(i * 3),
+        "委托日期": "2026-11-01",
+        "委托到期日": "2027-01-31",
+        "纬度": "31.2304",
+        "经度": "121.4737",
+        "备注": "",
+    }
+
+
+def bad_row(i: int, **changes: str) -> dict[str, str]:
+    row = good_row(100 + i)
+    for key, value in changes.items():
+        row[{
+            "case_no": "案件编号", "bank": "委托方", "name": "客户姓名", "phone": "手机号码",
+            "address": "家庭地址", "amount": "欠款金额", "days": "逾期天数", "entrusted": "委托日期",
+            "end": "委托到期日", "lat": "纬度", "lon": "经度", "assignee": "外访员", "note": "备注",
+        }[key]] = value
+    return row
+
+
+# (row number, reason, params) — bad row k is on sheet row 2k + 1 (after good row k).
+BAD_ROWS: list[tuple[dict[str, str], int, str, dict[str, str]]] = [
+    (bad_row(1, case_no=""), 3, "missing_case_no", {}),
+    (bad_row(2, name="\u3000 "), 5, "missing_debtor_name", {}),
+    (bad_row(3, address=""), 7, "missing_address", {}),
+    (bad_row(4, bank=""), 9, "missing_bank", {}),
+    (bad_row(5, amount="abc"), 11, "bad_amount", {"value": "abc"}),
+    (bad_row(6, amount="0"), 13, "bad_amount", {"value": "0"}),
+    (bad_row(7, amount="-100"), 15, "bad_amount", {"value": "-100"}),
+    (bad_row(8, phone="1234567"), 17, "bad_phone", {"value": "1234567"}),
+    (bad_row(9, entrusted="2026-02-30"), 19, "bad_date", {"field": "entrusted_on", "value": "2026-02-30"}),
+    (bad_row(10, end="明天"), 21, "bad_date", {"field": "contract_end", "value": "明天"}),
+    (
+        bad_row(11, entrusted="2026/11/01", end="2026年10月1日"),
+        23,
+        "contract_before_entrusted",
+        {"entrusted_on": "2026-11-01", "contract_end": "2026-10-01"},
+    ),
+    (bad_row(12, case_no="HX0001"), 25, "duplicate_case_no", {"first_row": "2", "case_no": "HX0001"}),
+    (bad_row(13, assignee="赵六"), 27, "unknown_assignee", {"value": "赵六"}),
+    (bad_row(14, lat="31.2", lon=""), 29, "bad_coordinates", {"value": "31.2,"}),
+    (bad_row(15, lat="121.47", lon="31.23"), 31, "bad_coordinates", {"value": "121.47,31.23"}),
+    (bad_row(16, days="-5"), 33, "bad_overdue_days", {"value": "-5"}),
+    (bad_row(17, days="三十"), 35, "bad_overdue_days", {"value": "三十"}),
+    # several problems: the first in CHECK_ORDER wins
+    (bad_row(18, name="", amount="abc", phone="1"), 37, "missing_debtor_name", {}),
+    # duplicates count against earlier rows even when those were rejected (row 9: missing bank)
+    (bad_row(19, case_no="HX0104"), 39, "duplicate_case_no", {"first_row": "9", "case_no": "HX0104"}),
+    # full-width case numbers are the same case
+    (bad_row(20, case_no="ＨＸ０００２"), 41, "duplicate_case_no", {"first_row": "4", "case_no": "HX0002"}),
+]
+# after a blank row (42): one more bad row
+LAST_BAD = (bad_row(21, amount="1.005", note="=HYPERLINK(\"http://x\")"), 43, "bad_amount", {"value": "1.005"})
+
+
+def write_mixed(tmp_path: Path, fmt: str) -> Path:
+    rows: list[list[str]] = []
+    for k, (bad, *_) in enumerate(BAD_ROWS, start=1):
+        rows.append(list(good_row(k).values()))
+        rows.append(list(bad.values()))
+    rows.append([])
+    rows.append(list(LAST_BAD[0].values()))
+    if fmt == "csv":
+        return write_table_csv(tmp_path / "mixed.csv", MIXED_HEADER, rows, encoding="gb18030")
+    return write_table_xlsx(tmp_path / "mixed.xlsx", MIXED_HEADER, rows)

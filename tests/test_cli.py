@@ -67,3 +67,42 @@ def test_bad_setting_is_one_clear_line(db_file: Path, monkeypatch: pytest.Monkey
     assert main(["db", "upgrade"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fieldbot: configuration error: FIELDBOT_TIMEZONE") and "\n" not in err
+
+
+def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_import_exit_codes_and_rejects_file(db_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    header = "案件编号,委托方,客户姓名,地址,欠款金额,手机号码\n"
+    good = _write(tmp_path / "good.csv", header + "A-1,招商银行,李四,上海市,1200.50,13800138000\n", "gbk")
+    assert main(["import", str(good), "--received-at", "2026-11-02T08:00"]) == 0
+    out = capsys.readouterr().out
+    assert "1 new" in out or "新增 1 件" in out
+
+    mixed = _write(tmp_path / "mixed.csv", header + "A-2,招商银行,王五,北京市,abc,\nA-3,招商银行,赵六,广州市,10,\n")
+    assert main(["import", str(mixed)]) == 3
+    rejects = (tmp_path / "mixed.rejects.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rejects[1].startswith("A-2,招商银行,王五,北京市,abc,,2,")
+
+    junk = _write(tmp_path / "junk.csv", "hello world\nnothing here\n")
+    assert main(["import", str(junk)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["import", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_assign_and_cases_from_the_shell(db_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["staff", "add", "--name", "张三", "--role", "collector", "--team", "A"]) == 0
+    csv = _write(tmp_path / "c.csv", "案件编号,委托方,客户姓名,地址,欠款金额\nA-1,招商银行,李四,上海市,100\n"
+                                     "A-2,招商银行,王五,上海市,200\n")
+    assert main(["import", str(csv)]) == 0
+    assert main(["assign", "A-1", "--to", "张三"]) == 0
+    assert main(["assign", "A-9", "--to", "张三"]) == 1
+    capsys.readouterr()
+    assert main(["cases", "--json", "--assignee", "1"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["case_no"], r["assignee"], r["status"], r["amount_due"]) for r in rows] == [
+        ("A-1", "张三", "assigned", "100.00")]
+    assert main(["cases", "--json", "--status", "new"]) == 0
+    assert [r["case_no"] for r in json.loads(capsys.readouterr().out)] == ["A-2"]
