@@ -107,8 +107,41 @@ async def scene_onboarding(demo: Demo) -> None:
     await demo.command(collector, "/lang")
 
 
+DEMO_FILE = (
+    "案件编号,委托方,客户姓名,证件号码,手机号码,家庭地址,欠款金额,逾期天数,委托日期,纬度,经度\n"
+    "ZS-0001,招商银行,李四,310115198001010011,13800138000,上海市浦东新区世纪大道100号,\"12,345.60\",45,2026/11/2,"
+    "31.2347,121.5063\n"
+    "ZS-0002,招商银行,王五,310104198502020022,13900139000,上海市徐汇区漕溪北路88号,¥8000,90,2026-11-02,31.1880,121.4370\n"
+    "ZS-0003,招商银行,赵六,310112199003030033,13700137000,上海市闵行区莘庄镇莘建路1号,3500元,30,2026年11月2日,,\n"
+    "ZS-0004,招商银行,钱七,310110197704040044,12345,上海市杨浦区五角场,6000,20,2026-11-02,,\n"
+)
+
+
+async def scene_intake(demo: Demo) -> None:
+    t = demo.t
+    demo.title(t("demo.scene.intake"))
+    admin = demo.person(9005, "刘行政" if demo.lang == "zh_CN" else "Liu (admin)")
+    demo.staff_ids["admin"] = await demo.harness.onboard(admin, demo.people[9005], Role.ADMIN, team=None)
+    demo.harness.app.bot_data["runtime"].settings.import_batch_size = 2
+    update = demo.harness.document_update(admin, DEMO_FILE.encode("gb18030"), "招商银行_20261102.csv")
+    await demo.send(admin, update, "📎 招商银行_20261102.csv (GBK CSV, 4 rows)")
+
+    boss = demo.person(9001, demo.people[9001])
+    calls = await demo.command(boss, "/assign")
+    first_case = next(b["callback_data"] for row in calls[-1].params["reply_markup"]["inline_keyboard"]
+                      for b in row if b["callback_data"].startswith("asg:c:"))
+    calls = await demo.press(boss, first_case, "ZS-0001")
+    collector_button = next(b for row in calls[-1].params["reply_markup"]["inline_keyboard"] for b in row
+                            if b["callback_data"].startswith("asg:to:"))
+    await demo.press(boss, collector_button["callback_data"], collector_button["text"])
+    demo.note(t("demo.outbox"))
+    before = len(demo.harness.api.calls)
+    await demo.harness.deliver_outbox()
+    demo.show(demo.harness.api.calls[before:])
+
+
 Scene = Callable[[Demo], Awaitable[None]]
-SCENES: list[Scene] = [scene_onboarding]
+SCENES: list[Scene] = [scene_onboarding, scene_intake]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
