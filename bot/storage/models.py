@@ -53,7 +53,22 @@ class CaseStatus(StrEnum):
     ASSIGNED = "assigned"
     VISITED = "visited"
     PROMISED = "promised"
+    PAID = "paid"
+    DISPUTED = "disputed"
     CLOSED = "closed"
+
+
+class VisitStatus(StrEnum):
+    DRAFT = "draft"  # being filled in on the collector's phone
+    FILED = "filed"  # waiting for the supervisor's review
+    RETURNED = "returned"  # sent back with a comment, to amend and file again
+    APPROVED = "approved"
+
+
+class PromiseStatus(StrEnum):
+    OPEN = "open"
+    KEPT = "kept"
+    BROKEN = "broken"
 
 
 class Staff(Base):
@@ -124,6 +139,8 @@ class Case(Base):
     assign_due_at: Mapped[datetime | None] = mapped_column(index=True)
     unassigned_reported_at: Mapped[datetime | None]
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"))
+    next_action: Mapped[str | None] = mapped_column(String(20))
+    next_action_on: Mapped[date | None] = mapped_column(Date, index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -250,3 +267,75 @@ class FlowState(Base):
     step: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime]
+
+
+class Visit(Base):
+    """One field visit and its report: check-in, result, evidence, filing and review."""
+
+    __tablename__ = "visits"
+    __table_args__ = (
+        Index("uq_visits_open_per_case", "case_id", "collector_id", unique=True,
+              sqlite_where=text("status IN ('draft', 'returned')"),
+              postgresql_where=text("status IN ('draft', 'returned')")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    collector_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default=VisitStatus.DRAFT, index=True)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    checkin_at: Mapped[datetime | None]
+    checkin_lat: Mapped[float | None] = mapped_column(Float)
+    checkin_lon: Mapped[float | None] = mapped_column(Float)
+    checkin_distance_m: Mapped[float | None] = mapped_column(Float)
+    checkin_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    planned_minutes: Mapped[int | None] = mapped_column(Integer)
+    safety_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    code: Mapped[str | None] = mapped_column(String(20))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    action_date: Mapped[date | None] = mapped_column(Date)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    filed_at: Mapped[datetime | None]
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    reviewed_at: Mapped[datetime | None]
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Evidence(Base):
+    """A photo or recording sent during a visit; the file itself is in the media store by SHA-256."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (UniqueConstraint("visit_id", "file_unique_id", name="uq_evidence_visit_file"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # photo | voice | audio
+    status: Mapped[str] = mapped_column(String(12))  # stored | too_big
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    path: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mime_type: Mapped[str | None] = mapped_column(String(100))
+    file_id: Mapped[str] = mapped_column(String(255))
+    file_unique_id: Mapped[str] = mapped_column(String(100))
+    sender_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    sent_at: Mapped[datetime]
+    stored_at: Mapped[datetime]
+
+
+class Promise(Base):
+    """A promise to pay (PTP) made on a visit; followed up the working day after its date."""
+
+    __tablename__ = "promises"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), unique=True)
+    collector_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    due_on: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(10), default=PromiseStatus.OPEN, index=True)
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]

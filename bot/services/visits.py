@@ -1,0 +1,397 @@
+"""The field visit: the collector's list and case card, check-in, the result, filing and review.
+
+Every function checks that the actor may touch the case or visit (a collector only their own cases,
+a supervisor only their team's) before anything else, so a forged or stale button changes nothing.
+Each answer is saved as it arrives; the report is filed in one transaction with its audit entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from geopy.distance import geodesic
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.i18n import DEFAULT_LOCALE, N_, Translator, resolve_locale, translator
+from bot.services import audit, dispositions, outbox
+from bot.services.calendar import WorkCalendar
+from bot.services.errors import DomainError, Forbidden, NotFound
+from bot.services.staff import StaffView
+from bot.storage.models import (
+    Assignment,
+    Case,
+    CaseStatus,
+    Evidence,
+    Promise,
+    PromiseStatus,
+    Role,
+    Staff,
+    Visit,
+    VisitStatus,
+)
+
+OPEN_VISIT = (VisitStatus.DRAFT.value, VisitStatus.RETURNED.value)
+CLOSED_CASE = (CaseStatus.CLOSED.value, CaseStatus.PAID.value)
+LOCATION_MAX_AGE = timedelta(minutes=5)
+RECORDING_KINDS = ("voice", "audio")
+
+
+@dataclass(frozen=True)
+class ListItem:
+    case: Case
+    distance_m: float | None
+    overdue: bool
+    due_today: bool
+    draft_visit_id: int | None
+
+
+@dataclass(frozen=True)
+class CaseCard:
+    case: Case
+    visits: list[Visit]
+    promises: list[Promise]
+    draft: Visit | None
+    collector_names: dict[int, str]
+
+
+def mask_name(name: str) -> str:
+    """Surname and stars: 李四 → 李*, 欧阳娜娜 → 欧阳**, Wang Wei → W*** W**."""
+    name = name.strip()
+    if not name:
+        return name
+    if " " in name:
+        return " ".join(part[0] + "*" * (len(part) - 1) for part in name.split())
+    keep = 2 if len(name) >= 4 else 1
+    return name[:keep] + "*" * (len(name) - keep)
+
+
+def mask_phone(phone: str | None) -> str:
+    return f"{phone[:3]}****{phone[-4:]}" if phone and len(phone) >= 7 else "-"
+
+
+# ---- who may see what --------------------------------------------------------------------------------------
+
+
+async def own_case(session: AsyncSession, collector: StaffView, case_id: int) -> Case:
+    """The case, if it is currently assigned to ``collector``; else Forbidden (audited by the caller)."""
+    case = await session.get(Case, case_id)
+    if case is None:
+        raise NotFound()
+    current = await session.scalar(
+        select(Assignment.staff_id).where(Assignment.case_id == case_id, Assignment.ended_at.is_(None)))
+    if current != collector.id:
+        raise Forbidden(subject=("case", case_id))
+    return case
+
+
+async def own_open_visit(session: AsyncSession, collector: StaffView, visit_id: int) -> Visit:
+    visit = await session.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound()
+    if visit.collector_id != collector.id:
+        raise Forbidden(subject=("visit", visit_id))
+    if visit.status not in OPEN_VISIT:
+        raise DomainError(N_("visit.error.already_filed"))
+    return visit
+
+
+async def reviewable_visit(session: AsyncSession, reviewer: StaffView, visit_id: int) -> tuple[Visit, Case, Staff]:
+    visit = await session.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound()
+    case = await session.get(Case, visit.case_id)
+    collector = await session.get(Staff, visit.collector_id)
+    assert case is not None and collector is not None
+    allowed = reviewer.role is Role.ADMIN or (reviewer.role is Role.SUPERVISOR and collector.team == reviewer.team)
+    if not allowed:
+        raise Forbidden(subject=("visit", visit_id))
+    return visit, case, collector
+
+
+# ---- the list and the card ---------------------------------------------------------------------------------
+
+
+async def visit_list(session: AsyncSession, collector: StaffView, *, now: datetime, calendar: WorkCalendar,
+                     origin: tuple[float, float] | None) -> list[ListItem]:
+    """Cases waiting for a visit: never visited, or a revisit / follow-up due by today. Deadline first."""
+    today = calendar.working_date(now)
+    end_of_today = datetime.combine(today, calendar.work_end, calendar.tz)
+    rows = (await session.execute(
+        select(Case, Visit.id)
+        .join(Assignment, (Assignment.case_id == Case.id) & Assignment.ended_at.is_(None))
+        .outerjoin(Visit, (Visit.case_id == Case.id) & (Visit.collector_id == collector.id)
+                   & Visit.status.in_(OPEN_VISIT))
+        .where(Assignment.staff_id == collector.id, Case.status.not_in(CLOSED_CASE),
+               or_(Case.status == CaseStatus.ASSIGNED.value, Case.next_action_on <= today, Visit.id.is_not(None)))
+    )).all()
+    items = []
+    for case, draft_id in rows:
+        distance = None
+        if origin is not None and case.lat is not None and case.lon is not None:
+            distance = geodesic(origin, (case.lat, case.lon)).meters
+        due = case.visit_due_at
+        items.append(ListItem(case, distance, overdue=due is not None and due < now,
+                              due_today=due is not None and now <= due <= end_of_today, draft_visit_id=draft_id))
+    far = float("inf")
+    items.sort(key=lambda i: (i.case.visit_due_at or datetime.max.replace(tzinfo=now.tzinfo),
+                              i.distance_m if i.distance_m is not None else far, i.case.id))
+    return items
+
+
+async def case_card(session: AsyncSession, collector: StaffView, case_id: int) -> CaseCard:
+    case = await own_case(session, collector, case_id)
+    visits = list(await session.scalars(select(Visit).where(Visit.case_id == case_id).order_by(Visit.started_at)))
+    promises = list(await session.scalars(select(Promise).where(Promise.case_id == case_id)
+                                          .order_by(Promise.created_at)))
+    names = {s.id: s.name for s in await session.scalars(
+        select(Staff).where(Staff.id.in_({v.collector_id for v in visits})))}
+    draft = next((v for v in visits if v.collector_id == collector.id and v.status in OPEN_VISIT), None)
+    past = [v for v in visits if v.status not in OPEN_VISIT]
+    return CaseCard(case, past, promises, draft, names)
+
+
+async def reveal_phone(session: AsyncSession, collector: StaffView, case_id: int, *, now: datetime) -> Case:
+    """The debtor's phone, for this collector's own case; every look is in the audit log."""
+    case = await own_case(session, collector, case_id)
+    await audit.record(session, action="case.phone_shown", object_type="case", object_id=case_id,
+                       actor_id=collector.id, at=now)
+    return case
+
+
+# ---- the visit, step by step -------------------------------------------------------------------------------
+
+
+async def start(session: AsyncSession, collector: StaffView, case_id: int, *, now: datetime) -> Visit:
+    """Begin a visit to one of the collector's cases, or carry on the draft already there."""
+    case = await own_case(session, collector, case_id)
+    if case.status in CLOSED_CASE:
+        raise DomainError(N_("visit.error.case_closed"))
+    draft = await session.scalar(select(Visit).where(Visit.case_id == case_id, Visit.collector_id == collector.id,
+                                                     Visit.status.in_(OPEN_VISIT)))
+    if draft is not None:
+        return draft
+    visit = Visit(case_id=case_id, collector_id=collector.id, status=VisitStatus.DRAFT.value, started_at=now,
+                  updated_at=now, details={"answers": {}}, revision=0, checkin_flagged=False)
+    session.add(visit)
+    await session.flush()
+    await audit.record(session, action="visit.start", object_type="visit", object_id=visit.id, actor_id=collector.id,
+                       details={"case_id": case_id}, at=now)
+    return visit
+
+
+async def check_in(session: AsyncSession, collector: StaffView, visit_id: int, *, lat: float, lon: float,
+                   sent_at: datetime, forwarded: bool, now: datetime, radius_m: float) -> Visit:
+    """Record where the collector is. Forwarded or old locations are refused; far ones are flagged."""
+    if forwarded:
+        raise DomainError(N_("visit.error.location_forwarded"))
+    if now - sent_at > LOCATION_MAX_AGE:
+        raise DomainError(N_("visit.error.location_old"))
+    visit = await own_open_visit(session, collector, visit_id)
+    case = await session.get(Case, visit.case_id)
+    assert case is not None
+    distance = geodesic((lat, lon), (case.lat, case.lon)).meters if case.lat is not None and case.lon is not None \
+        else None
+    visit.checkin_at, visit.checkin_lat, visit.checkin_lon = now, lat, lon
+    visit.checkin_distance_m = round(distance, 1) if distance is not None else None
+    visit.checkin_flagged = distance is not None and distance > radius_m
+    visit.updated_at = now
+    me = await session.get(Staff, collector.id)
+    assert me is not None
+    me.last_lat, me.last_lon, me.last_location_at = lat, lon, now
+    await audit.record(session, action="visit.checkin", object_type="visit", object_id=visit.id,
+                       actor_id=collector.id, at=now,
+                       details={"lat": lat, "lon": lon, "distance_m": visit.checkin_distance_m,
+                                "flagged": visit.checkin_flagged})
+    return visit
+
+
+async def set_duration(session: AsyncSession, collector: StaffView, visit_id: int, minutes: int, *,
+                       now: datetime) -> Visit:
+    if not 5 <= minutes <= 8 * 60:
+        raise DomainError(N_("visit.hint.duration"))
+    visit = await own_open_visit(session, collector, visit_id)
+    visit.planned_minutes = minutes
+    visit.safety_due_at = now + timedelta(minutes=minutes)
+    visit.updated_at = now
+    return visit
+
+
+async def set_code(session: AsyncSession, collector: StaffView, visit_id: int, code: str, *, now: datetime) -> Visit:
+    if code not in dispositions.DISPOSITIONS:
+        raise DomainError("error.stale_button")
+    visit = await own_open_visit(session, collector, visit_id)
+    if visit.code != code:
+        visit.code = code
+        visit.details = {**visit.details, "answers": {}}
+    visit.updated_at = now
+    return visit
+
+
+async def answer(session: AsyncSession, collector: StaffView, visit_id: int, name: str, value: object, *,
+                 now: datetime) -> Visit:
+    """Save one checked answer to the current result's question ``name``."""
+    visit = await own_open_visit(session, collector, visit_id)
+    if visit.code is None or name not in {f.name for f in dispositions.DISPOSITIONS[visit.code]}:
+        raise DomainError("error.stale_button")
+    answers = dict(visit.details.get("answers", {}))
+    answers[name] = value
+    visit.details = {**visit.details, "answers": answers}
+    visit.updated_at = now
+    return visit
+
+
+async def evidence_of(session: AsyncSession, visit_id: int) -> list[Evidence]:
+    return list(await session.scalars(select(Evidence).where(Evidence.visit_id == visit_id).order_by(Evidence.id)))
+
+
+def has_recording(visit: Visit, evidence: Sequence[Evidence]) -> bool:
+    """The SOP: at least one voice note or audio file, received during the visit, is stored."""
+    since = visit.checkin_at or visit.started_at
+    return any(e.kind in RECORDING_KINDS and e.status == "stored" and e.sent_at >= since for e in evidence)
+
+
+async def file_report(session: AsyncSession, collector: StaffView, visit_id: int, *, now: datetime,
+                      calendar: WorkCalendar) -> Visit:
+    """File the report: checks, case status and next action, promise, audit, review request. One transaction."""
+    visit = await own_open_visit(session, collector, visit_id)
+    if visit.checkin_at is None:
+        raise DomainError(N_("visit.error.no_checkin"))
+    if visit.code is None or not dispositions.complete(visit.code, visit.details.get("answers", {})):
+        raise DomainError(N_("visit.error.incomplete"))
+    evidence = await evidence_of(session, visit_id)
+    if not has_recording(visit, evidence):
+        raise DomainError(N_("visit.error.no_recording"))
+    case = await own_case(session, collector, visit.case_id)
+    answers = visit.details["answers"]
+    outcome = dispositions.OUTCOMES[visit.code]
+    amount = answers.get("amount")
+    visit.amount_fen = int(Decimal(str(amount)) * 100) if amount is not None else None
+    visit.action_date = date.fromisoformat(str(answers[outcome.date_field])) \
+        if outcome.date_field and outcome.date_field in answers else None
+    resubmission = visit.status == VisitStatus.RETURNED.value
+    visit.status = VisitStatus.FILED.value
+    visit.filed_at = now
+    visit.updated_at = now
+    visit.revision += 1
+    if outcome.status is not None:
+        case.status = outcome.status.value
+    case.next_action = outcome.next_action
+    case.next_action_on = visit.action_date
+    case.updated_at = now
+    existing = await session.scalar(select(Promise).where(Promise.visit_id == visit.id))
+    if visit.code == "PTP" and visit.amount_fen is not None and visit.action_date is not None:
+        if existing is None:
+            session.add(Promise(case_id=case.id, visit_id=visit.id, collector_id=collector.id,
+                                amount_fen=visit.amount_fen, due_on=visit.action_date,
+                                status=PromiseStatus.OPEN.value, created_at=now))
+        else:
+            existing.amount_fen, existing.due_on = visit.amount_fen, visit.action_date
+    elif existing is not None:  # amended away from a promise
+        await session.delete(existing)
+    await session.flush()
+    await audit.record(session, action="visit.refiled" if resubmission else "visit.filed", object_type="visit",
+                       object_id=visit.id, actor_id=collector.id, at=now,
+                       details={"case_id": case.id, "code": visit.code, "answers": answers,
+                                "revision": visit.revision,
+                                "evidence": [e.sha256 for e in evidence if e.sha256],
+                                "missing_evidence": [e.file_unique_id for e in evidence if e.status != "stored"]})
+    await _request_review(session, visit, case, evidence, now=now, calendar=calendar,
+                          urgent=outcome.to_supervisor)
+    return visit
+
+
+async def reviewers_of(session: AsyncSession, collector_id: int) -> list[Staff]:
+    """The collector's own supervisor, else the supervisors of their team."""
+    collector = await session.get(Staff, collector_id)
+    assert collector is not None
+    if collector.supervisor_id is not None:
+        boss = await session.get(Staff, collector.supervisor_id)
+        if boss is not None and boss.active and boss.telegram_user_id is not None:
+            return [boss]
+    return list(await session.scalars(select(Staff).where(
+        Staff.role == Role.SUPERVISOR.value, Staff.team == collector.team, Staff.active.is_(True),
+        Staff.telegram_user_id.is_not(None))))
+
+
+def _t_for(person: Staff) -> Translator:
+    return translator(resolve_locale(person.locale, None, DEFAULT_LOCALE))
+
+
+async def _request_review(session: AsyncSession, visit: Visit, case: Case, evidence: Sequence[Evidence], *,
+                          now: datetime, calendar: WorkCalendar, urgent: bool) -> None:
+    from bot.services.visit_summary import summary_text
+
+    collector = await session.get(Staff, visit.collector_id)
+    assert collector is not None
+    for boss in await reviewers_of(session, visit.collector_id):
+        t = _t_for(boss)
+        head = t(N_("review.request_urgent") if urgent else N_("review.request"), name=collector.name)
+        assert boss.telegram_user_id is not None
+        await outbox.enqueue(
+            session, chat_id=boss.telegram_user_id, kind="review.request", now=now, protect_content=True,
+            priority=outbox.Priority.URGENT if urgent else outbox.Priority.REVIEW,
+            text=head + "\n\n" + summary_text(t, case, visit, evidence, tz=calendar.tz),
+            buttons=[[(t("review.approve"), f"rv:ok:{visit.id}"), (t("review.return"), f"rv:ret:{visit.id}")],
+                     [(t("review.files"), f"rv:files:{visit.id}")]],
+            dedupe_key=f"review:{visit.id}:{visit.revision}:{boss.id}",
+        )
+
+
+async def review(session: AsyncSession, reviewer: StaffView, visit_id: int, *, approve: bool, comment: str | None,
+                 now: datetime) -> Visit:
+    visit, case, collector = await reviewable_visit(session, reviewer, visit_id)
+    if visit.status != VisitStatus.FILED.value:
+        raise DomainError(N_("review.error.not_waiting"))
+    visit.reviewed_by_id, visit.reviewed_at, visit.review_comment = reviewer.id, now, comment
+    visit.status = VisitStatus.APPROVED.value if approve else VisitStatus.RETURNED.value
+    visit.updated_at = now
+    await audit.record(session, action="visit.approved" if approve else "visit.returned", object_type="visit",
+                       object_id=visit.id, actor_id=reviewer.id, at=now, details={"comment": comment})
+    if collector.telegram_user_id is not None:
+        t = _t_for(collector)
+        if approve:
+            await outbox.enqueue(session, chat_id=collector.telegram_user_id, kind="review.approved", now=now,
+                                 text=t("review.approved_notice", case_no=case.case_no, name=reviewer.name))
+        else:
+            await outbox.enqueue(session, chat_id=collector.telegram_user_id, kind="review.returned", now=now,
+                                 priority=outbox.Priority.URGENT,
+                                 text=t("review.returned_notice", case_no=case.case_no, name=reviewer.name,
+                                        comment=comment or "-"),
+                                 buttons=[[(t("visit.amend"), f"v:amend:{visit.id}")]])
+    return visit
+
+
+async def open_drafts(session: AsyncSession) -> list[tuple[Visit, Staff, Case]]:
+    rows = await session.execute(
+        select(Visit, Staff, Case).join(Staff, Staff.id == Visit.collector_id).join(Case, Case.id == Visit.case_id)
+        .where(Visit.status == VisitStatus.DRAFT.value, Staff.active.is_(True), Staff.telegram_user_id.is_not(None)))
+    return [(v, s, c) for v, s, c in rows.all()]
+
+
+async def offer_resume(session: AsyncSession, *, now: datetime) -> int:
+    """After a restart: offer each collector with an unfinished report to carry on (once per draft state)."""
+    count = 0
+    for visit, person, case in await open_drafts(session):
+        t = _t_for(person)
+        assert person.telegram_user_id is not None
+        queued = await outbox.enqueue(
+            session, chat_id=person.telegram_user_id, kind="visit.resume", now=now,
+            text=t("visit.resume_offer", case_no=case.case_no), buttons=[[(t("visit.resume"), f"v:resume:{visit.id}")]],
+            dedupe_key=f"resume:{visit.id}:{visit.updated_at.isoformat()}")
+        count += queued is not None
+    return count
+
+
+async def count_by_status(session: AsyncSession, collector_id: int) -> dict[str, int]:
+    rows = await session.execute(select(Visit.status, func.count()).where(Visit.collector_id == collector_id)
+                                 .group_by(Visit.status))
+    return {status: int(n) for status, n in rows.all()}
+
+
+def answers_of(visit: Visit) -> dict[str, Any]:
+    return dict(visit.details.get("answers", {}))
