@@ -21,7 +21,7 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, FieldbotContext
-from bot.handlers import access, assign, intake, onboarding
+from bot.handlers import access, assign, intake, onboarding, review, visit_report, visits
 from bot.i18n import SUPPORTED_LOCALES, translator
 from bot.keyboards import commands_for
 from bot.ratelimit import FieldbotRateLimiter
@@ -58,9 +58,22 @@ def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
         *onboarding.handlers(),
         *intake.handlers(),
         *assign.handlers(),
+        *visits.handlers(),
+        *visit_report.handlers(),
+        *review.handlers(),
         *intake.fallback_handlers(),
         MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, _not_understood),
     ]
+
+
+async def offer_to_resume(runtime: Runtime) -> None:
+    """After a restart, each collector with an unfinished visit report is offered to carry on."""
+    from bot.services import visits as visit_service
+
+    async with runtime.db.write() as session:
+        offered = await visit_service.offer_resume(session, now=runtime.clock.now())
+    if offered:
+        log.info("offered %s collectors to resume their visit reports", offered)
 
 
 async def publish_default_commands(application: FieldbotApplication) -> None:
@@ -89,6 +102,7 @@ def build_application(
         if migrate_on_start:
             await migrate.upgrade(runtime.db)
         await publish_default_commands(application)
+        await offer_to_resume(runtime)
         from scheduler.jobs import register_jobs
 
         register_jobs(application)

@@ -15,8 +15,8 @@ from bot.storage.models import Role
 
 # Main reply-keyboard rows per role, as message ids. Each flow adds its buttons here.
 ROLE_MENU: dict[Role, list[list[str]]] = {
-    Role.COLLECTOR: [[N_("menu.help"), N_("menu.language")]],
-    Role.PHONE_COLLECTOR: [[N_("menu.help"), N_("menu.language")]],
+    Role.COLLECTOR: [[N_("menu.visits")], [N_("menu.help"), N_("menu.language")]],
+    Role.PHONE_COLLECTOR: [[N_("menu.visits")], [N_("menu.help"), N_("menu.language")]],
     Role.SUPERVISOR: [[N_("menu.assign")], [N_("menu.help"), N_("menu.language")]],
     Role.TEAM_LEAD: [[N_("menu.help"), N_("menu.language")]],
     Role.ADMIN: [[N_("menu.import"), N_("menu.assign")], [N_("menu.help"), N_("menu.language")]],
@@ -30,6 +30,8 @@ COMMON_COMMANDS: list[tuple[str, str]] = [
 ]
 ROLE_COMMANDS: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
 ROLE_COMMANDS[Role.SUPERVISOR] += [("assign", N_("command.assign"))]
+ROLE_COMMANDS[Role.COLLECTOR] += [("visits", N_("command.visits")), ("cancel", N_("command.cancel"))]
+ROLE_COMMANDS[Role.PHONE_COLLECTOR] += [("visits", N_("command.visits")), ("cancel", N_("command.cancel"))]
 ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}

@@ -35,3 +35,9 @@ class Runtime:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
+
+    def quiet_hours_now(self) -> bool:
+        """Within the quiet hours (default 21:00–08:00): no calls to debtors, non-urgent messages wait."""
+        local = self.clock.now().astimezone(self.tz).time()
+        start, end = self.settings.quiet_start, self.settings.quiet_end
+        return (start <= local or local < end) if start > end else (start <= local < end)

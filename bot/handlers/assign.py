@@ -14,7 +14,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import FieldbotContext
-from bot.handlers.common import refuse, require_role, say
+from bot.handlers.common import refuse, require_role, say, show
 from bot.handlers.routing import InStep
 from bot.i18n import all_translations
 from bot.keyboards import ROLE_LABELS
@@ -36,14 +36,7 @@ def _case_label(context: FieldbotContext, case: Case) -> str:
 
 async def _reply(update: Update, context: FieldbotContext, text: str,
                  buttons: list[list[InlineKeyboardButton]] | None = None) -> None:
-    markup = InlineKeyboardMarkup(buttons) if buttons else None
-    query = update.callback_query
-    if query is not None and query.message is not None:
-        await query.answer()
-        await context.bot.edit_message_text(text, chat_id=query.message.chat.id,
-                                            message_id=query.message.message_id, reply_markup=markup)
-    elif update.effective_chat is not None:
-        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup, protect_content=True)
+    await show(update, context, text, InlineKeyboardMarkup(buttons) if buttons else None)
 
 
 async def _refuse(update: Update, context: FieldbotContext, error: DomainError) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from telegram import Update
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import FieldbotContext
-from bot.services import audit
-from bot.services.errors import DomainError, Forbidden
+from bot.services import audit, inbox
+from bot.services.errors import AlreadyDone, DomainError, Forbidden
 from bot.storage.models import Role
 
 log = logging.getLogger(__name__)
@@ -70,3 +73,63 @@ def require_role(*roles: Role) -> Callable[[C], C]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+@asynccontextmanager
+async def write_once(update: Update, context: FieldbotContext) -> AsyncIterator[AsyncSession]:
+    """A write transaction that also records this update: a second delivery raises :class:`AlreadyDone`."""
+    runtime = context.runtime
+    async with runtime.db.write() as session:
+        await inbox.claim(session, inbox.update_key(update.update_id), now=runtime.clock.now())
+        yield session
+
+
+def ignore_replays(callback: C) -> C:
+    """Let a handler drop an update that was already applied (``write_once`` raised AlreadyDone)."""
+
+    @functools.wraps(callback)
+    async def wrapper(update: Update, context: FieldbotContext) -> Any:
+        try:
+            return await callback(update, context)
+        except AlreadyDone:
+            log.info("update %s was already applied: ignored", update.update_id)
+            if update.callback_query is not None:
+                await update.callback_query.answer()
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+async def show(update: Update, context: FieldbotContext, text: str, markup: InlineKeyboardMarkup | None = None,
+               *, edit: bool = True, protect: bool = True) -> None:
+    """Answer a button by editing its message (or answer a message with a new one).
+
+    Pressing the same button twice edits to the same content; Telegram refuses that with "message is
+    not modified", which is no error for the person pressing.
+    """
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+    if edit and query is not None and query.message is not None:
+        try:
+            await context.bot.edit_message_text(text, chat_id=query.message.chat.id,
+                                                message_id=query.message.message_id, reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+        return
+    if update.effective_chat is not None:
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup, protect_content=protect)
+
+
+async def drop_buttons(update: Update, context: FieldbotContext) -> None:
+    """Take the buttons off the pressed message (a decision was made); quietly if already gone."""
+    query = update.callback_query
+    if query is None or query.message is None:
+        return
+    try:
+        await context.bot.edit_message_reply_markup(chat_id=query.message.chat.id,
+                                                    message_id=query.message.message_id, reply_markup=None)
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():
+            raise

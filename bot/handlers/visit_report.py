@@ -1,0 +1,574 @@
+"""The visit itself: check in with a location, the planned duration, the result, evidence, filing.
+
+Every answer is saved in the database as it arrives (the visit row and the person's flow step), so
+after a restart the next update simply carries on, and ``/cancel`` keeps the draft. Each step that
+changes something records the update, so a second delivery of the same update changes nothing.
+"""
+
+from __future__ import annotations
+
+import calendar as month_calendar
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.context import FieldbotContext
+from bot.handlers.common import ignore_replays, refuse, require_role, write_once
+from bot.handlers.routing import InStep
+from bot.i18n import N_
+from bot.keyboards import main_keyboard
+from bot.services import dispositions, evidence, flows, visits
+from bot.services.dispositions import AnswerError, Kind
+from bot.services.errors import DomainError
+from bot.services.visit_summary import summary_text
+from bot.storage.models import Case, Role, Visit
+
+log = logging.getLogger(__name__)
+
+FLOW = "visit"
+COLLECTORS = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
+DURATIONS = (30, 60, 90)
+CODES_PER_ROW = 2
+
+
+# ---- asking the question of a step ---------------------------------------------------------------------
+
+
+async def _send(context: FieldbotContext, chat_id: int, text: str, markup: Any = None) -> Message:
+    return await context.bot.send_message(chat_id, text, reply_markup=markup, protect_content=True)
+
+
+def _date_buttons(t: Any, today: date) -> list[list[InlineKeyboardButton]]:
+    quick = [(t("date.today"), today), (t("date.tomorrow"), today + timedelta(days=1)),
+             (t("date.in_days", days=2), today + timedelta(days=2)),
+             (t("date.in_days", days=7), today + timedelta(days=7))]
+    return [[InlineKeyboardButton(label, callback_data=f"v:d:{day:%Y%m%d}") for label, day in quick],
+            [InlineKeyboardButton(t("date.calendar"), callback_data=f"v:cal:{today:%Y%m}")]]
+
+
+def month_keyboard(t: Any, year: int, month: int, today: date) -> InlineKeyboardMarkup:
+    """A month of day buttons (past days blank), with ◀ ▶ to move between months."""
+    rows = [[InlineKeyboardButton(f"{year}-{month:02d}", callback_data="v:noop")]]
+    for week in month_calendar.Calendar(firstweekday=0).monthdayscalendar(year, month):
+        row = []
+        for day in week:
+            if day == 0 or date(year, month, day) < today:
+                row.append(InlineKeyboardButton(" ", callback_data="v:noop"))
+            else:
+                row.append(InlineKeyboardButton(str(day), callback_data=f"v:d:{year}{month:02d}{day:02d}"))
+        rows.append(row)
+    previous = date(year, month, 1) - timedelta(days=1)
+    following = date(year, month, 28) + timedelta(days=7)
+    rows.append([InlineKeyboardButton("◀", callback_data=f"v:cal:{previous:%Y%m}"),
+                 InlineKeyboardButton("▶", callback_data=f"v:cal:{following:%Y%m}")])
+    return InlineKeyboardMarkup(rows)
+
+
+async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, step: str,
+              data: dict[str, Any]) -> None:
+    """Send the question of ``step`` (used after each answer and when resuming)."""
+    t, runtime = context.t, context.runtime
+    if step == "location":
+        keyboard = ReplyKeyboardMarkup([[KeyboardButton(t("visit.send_location"), request_location=True)]],
+                                       resize_keyboard=True, one_time_keyboard=True)
+        await _send(context, chat_id, t("visit.ask_location", case_no=case.case_no, address=case.address), keyboard)
+    elif step == "duration":
+        minutes = [[InlineKeyboardButton(t("visit.minutes", minutes=m), callback_data=f"v:dur:{m}") for m in DURATIONS],
+                   [InlineKeyboardButton(t("visit.duration_custom"), callback_data="v:dur:custom")]]
+        await _send(context, chat_id, t("visit.ask_duration"), InlineKeyboardMarkup(minutes))
+    elif step == "duration_custom":
+        await _send(context, chat_id, t("visit.ask_duration_minutes"))
+    elif step == "code":
+        codes = list(dispositions.DISPOSITIONS)
+        rows = [[InlineKeyboardButton(t(f"code.{c}"), callback_data=f"v:code:{c}") for c in codes[i:i + CODES_PER_ROW]]
+                for i in range(0, len(codes), CODES_PER_ROW)]
+        await _send(context, chat_id, t("visit.ask_code"), InlineKeyboardMarkup(rows))
+    elif step == "field":
+        assert visit.code is not None
+        spec = dispositions.field(visit.code, data["field"])
+        question = t("visit.ask_field", field=t(f"field.{spec.name}"))
+        buttons: list[list[InlineKeyboardButton]] = []
+        if spec.kind is Kind.DATE:
+            buttons = _date_buttons(t, runtime.calendar.working_date(runtime.clock.now()))
+        elif spec.kind is Kind.CHOICE:
+            buttons = [[InlineKeyboardButton(t(f"choice.{c}"), callback_data=f"v:ch:{c}")] for c in spec.choices]
+        elif spec.kind is Kind.YESNO:
+            buttons = [[InlineKeyboardButton(t("choice.yes"), callback_data="v:ch:yes"),
+                        InlineKeyboardButton(t("choice.no"), callback_data="v:ch:no")]]
+        if not spec.required:
+            buttons.append([InlineKeyboardButton(t("visit.skip"), callback_data="v:skip")])
+        await _send(context, chat_id, question, InlineKeyboardMarkup(buttons) if buttons else None)
+    elif step == "evidence":
+        done = InlineKeyboardMarkup([[InlineKeyboardButton(t("visit.evidence_done"), callback_data="v:done")]])
+        await _send(context, chat_id, t("visit.ask_evidence"), done)
+    elif step == "confirm":
+        async with runtime.db.read() as session:
+            files = await visits.evidence_of(session, visit.id)
+        actions = [[InlineKeyboardButton(t("visit.file"), callback_data="v:file")],
+                   [InlineKeyboardButton(t("visit.add_evidence"), callback_data="v:more"),
+                    InlineKeyboardButton(t("visit.change_code"), callback_data="v:recode")]]
+        await _send(context, chat_id, t("visit.confirm") + "\n\n" + summary_text(t, case, visit, files, tz=runtime.tz),
+                    InlineKeyboardMarkup(actions))
+
+
+def next_step(visit: Visit) -> tuple[str, dict[str, Any]]:
+    """Where a visit stands: the first thing still missing, in the order the flow asks for it."""
+    data: dict[str, Any] = {"visit_id": visit.id}
+    if visit.checkin_at is None:
+        return "location", data
+    if visit.planned_minutes is None:
+        return "duration", data
+    if visit.code is None:
+        return "code", data
+    missing = dispositions.next_field(visit.code, visits.answers_of(visit))
+    if missing is not None:
+        return "field", {**data, "field": missing.name}
+    return "evidence", data
+
+
+async def _advance(update: Update, context: FieldbotContext, session: Any, visit: Visit,
+                   step: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Save the person's next step in the same transaction as their answer."""
+    assert context.staff is not None
+    chosen, data = (step, {"visit_id": visit.id}) if step else next_step(visit)
+    await flows.save(session, context.staff.id, FLOW, chosen, data, now=context.runtime.clock.now())
+    return chosen, data
+
+
+async def _then_ask(update: Update, context: FieldbotContext, visit_id: int, step: str, data: dict[str, Any]) -> None:
+    chat = update.effective_chat
+    if chat is None:
+        return
+    async with context.runtime.db.read() as session:
+        visit = await session.get(Visit, visit_id)
+        case = await session.get(Case, visit.case_id) if visit else None
+    if visit is not None and case is not None:
+        await ask(context, chat.id, visit, case, step, data)
+
+
+async def _apply(update: Update, context: FieldbotContext, what: str,
+                 change: Callable[[AsyncSession], Awaitable[Visit]]) -> Visit | None:
+    """Apply one answer and save the next step in one transaction, then ask the next question.
+
+    A refusal (someone else's case, a filed report, a bad value) is answered and audited instead.
+    """
+    try:
+        async with write_once(update, context) as session:
+            visit = await change(session)
+            step, data = await _advance(update, context, session, visit)
+    except DomainError as error:
+        await refuse(update, context, error, what=what)
+        return None
+    await _then_ask(update, context, visit.id, step, data)
+    return visit
+
+
+def _visit_id(context: FieldbotContext) -> int | None:
+    flow = context.flow
+    return int(flow.data["visit_id"]) if flow is not None and flow.flow == FLOW and "visit_id" in flow.data else None
+
+
+async def _stale(update: Update, context: FieldbotContext) -> None:
+    await refuse(update, context, DomainError("error.stale_button"), what="visit.stale")
+
+
+# ---- entering and leaving ------------------------------------------------------------------------------
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def begin(update: Update, context: FieldbotContext) -> None:
+    """Check in (or carry on) from the case card."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.staff is not None
+    await query.answer()
+    staff, case_id, now = context.staff, int(query.data.split(":")[2]), context.runtime.clock.now()
+    await _apply(update, context, "visit.start", lambda session: visits.start(session, staff, case_id, now=now))
+
+
+@require_role(*COLLECTORS)
+async def resume(update: Update, context: FieldbotContext) -> None:
+    """The "continue" button after a restart, or "amend" on a returned report."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.staff is not None
+    await query.answer()
+    visit_id = int(query.data.split(":")[2])
+    amend = query.data.startswith("v:amend:")
+    try:
+        async with context.runtime.db.write() as session:
+            visit = await visits.own_open_visit(session, context.staff, visit_id)
+            step, data = await _advance(update, context, session, visit, "confirm" if amend else None)
+    except DomainError as error:
+        await refuse(update, context, error, what="visit.resume")
+        return
+    await _then_ask(update, context, visit.id, step, data)
+
+
+@require_role(*COLLECTORS)
+async def cancel(update: Update, context: FieldbotContext) -> None:
+    assert context.staff is not None and update.effective_chat is not None
+    async with context.runtime.db.write() as session:
+        await flows.clear(session, context.staff.id, FLOW)
+    await context.bot.send_message(update.effective_chat.id, context.t("visit.cancelled"),
+                                   reply_markup=main_keyboard(context.t, context.staff.role))
+
+
+# ---- the answers ---------------------------------------------------------------------------------------
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def location_received(update: Update, context: FieldbotContext) -> None:
+    message = update.effective_message
+    visit_id = _visit_id(context)
+    assert message is not None and message.location is not None and context.staff is not None
+    if visit_id is None:
+        return
+    runtime, t = context.runtime, context.t
+    try:
+        async with write_once(update, context) as session:
+            visit = await visits.check_in(session, context.staff, visit_id, lat=message.location.latitude,
+                                          lon=message.location.longitude, sent_at=message.date,
+                                          forwarded=message.forward_origin is not None, now=runtime.clock.now(),
+                                          radius_m=runtime.settings.checkin_radius_m)
+            step, data = await _advance(update, context, session, visit)
+    except DomainError as error:
+        await refuse(update, context, error, what="visit.checkin")
+        return
+    if visit.checkin_distance_m is None:
+        text = t("visit.checked_in_no_coordinates")
+    elif visit.checkin_flagged:
+        text = t("visit.checked_in_far", meters=int(visit.checkin_distance_m),
+                 radius=runtime.settings.checkin_radius_m)
+    else:
+        text = t("visit.checked_in", meters=int(visit.checkin_distance_m))
+    await context.bot.send_message(message.chat.id, text, reply_markup=main_keyboard(t, context.staff.role))
+    await _then_ask(update, context, visit.id, step, data)
+
+
+async def _save_duration(update: Update, context: FieldbotContext, minutes: int) -> None:
+    visit_id = _visit_id(context)
+    assert context.staff is not None
+    if visit_id is None:
+        await _stale(update, context)
+        return
+    staff, now = context.staff, context.runtime.clock.now()
+    await _apply(update, context, "visit.duration",
+                 lambda session: visits.set_duration(session, staff, visit_id, minutes, now=now))
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def duration_chosen(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.staff is not None
+    await query.answer()
+    choice = query.data.split(":")[2]
+    if choice == "custom":
+        visit_id = _visit_id(context)
+        if visit_id is None:
+            await _stale(update, context)
+            return
+        async with write_once(update, context) as session:
+            await flows.save(session, context.staff.id, FLOW, "duration_custom", {"visit_id": visit_id},
+                             now=context.runtime.clock.now())
+        await _then_ask(update, context, visit_id, "duration_custom", {})
+        return
+    await _save_duration(update, context, int(choice))
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def duration_typed(update: Update, context: FieldbotContext) -> None:
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    digits = "".join(ch for ch in message.text if ch.isdigit())
+    if not digits:
+        await context.bot.send_message(message.chat.id, context.t("visit.hint.duration"))
+        return
+    await _save_duration(update, context, int(digits))
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def code_chosen(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    visit_id = _visit_id(context)
+    assert query is not None and query.data is not None and context.staff is not None
+    await query.answer()
+    if visit_id is None or context.flow is None or context.flow.step not in ("code", "confirm", "field", "evidence"):
+        await _stale(update, context)
+        return
+    staff, code, now = context.staff, query.data.split(":")[2], context.runtime.clock.now()
+    await _apply(update, context, "visit.code",
+                 lambda session: visits.set_code(session, staff, visit_id, code, now=now))
+
+
+async def _save_answer(update: Update, context: FieldbotContext, value: object) -> None:
+    flow = context.flow
+    visit_id = _visit_id(context)
+    assert context.staff is not None
+    if visit_id is None or flow is None or flow.step != "field":
+        await _stale(update, context)
+        return
+    staff, name, now = context.staff, flow.data["field"], context.runtime.clock.now()
+    await _apply(update, context, "visit.answer",
+                 lambda session: visits.answer(session, staff, visit_id, name, value, now=now))
+
+
+async def _spec(context: FieldbotContext) -> dispositions.Field | None:
+    flow, visit_id = context.flow, _visit_id(context)
+    if flow is None or visit_id is None or flow.step != "field":
+        return None
+    async with context.runtime.db.read() as session:
+        visit = await session.get(Visit, visit_id)
+    if visit is None or visit.code is None:
+        return None
+    return dispositions.field(visit.code, flow.data["field"])
+
+
+async def _hint(update: Update, context: FieldbotContext, key: str) -> None:
+    """A translated hint, then the same question again: nothing typed so far is lost."""
+    chat = update.effective_chat
+    flow, visit_id = context.flow, _visit_id(context)
+    if chat is None or flow is None or visit_id is None:
+        return
+    log.info("visit answer refused for staff %s: %s", context.staff.id if context.staff else None, key)
+    await context.bot.send_message(chat.id, context.t(key))
+    await _then_ask(update, context, visit_id, flow.step, flow.data)
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def answer_typed(update: Update, context: FieldbotContext) -> None:
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    spec = await _spec(context)
+    if spec is None:
+        return
+    today = context.runtime.calendar.working_date(context.runtime.clock.now())
+    try:
+        value = dispositions.check_answer(spec, message.text, today=today)
+    except AnswerError as error:
+        await _hint(update, context, error.key)
+        return
+    await _save_answer(update, context, value)
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def answer_pressed(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    spec = await _spec(context)
+    if spec is None:
+        await _stale(update, context)
+        return
+    kind, _, raw = query.data[2:].partition(":")
+    today = context.runtime.calendar.working_date(context.runtime.clock.now())
+    try:
+        if kind == "d" and spec.kind is Kind.DATE:
+            value: object = dispositions.check_date(spec, date(int(raw[:4]), int(raw[4:6]), int(raw[6:])),
+                                                    today=today).isoformat()
+        elif kind == "ch" and spec.kind in (Kind.CHOICE, Kind.YESNO):
+            value = dispositions.check_choice(spec, raw)
+        elif kind == "skip" and not spec.required:
+            value = ""
+        else:
+            await _stale(update, context)
+            return
+    except (AnswerError, ValueError) as error:
+        await _hint(update, context, error.key if isinstance(error, AnswerError) else "visit.hint.date")
+        return
+    await _save_answer(update, context, value)
+
+
+@require_role(*COLLECTORS)
+async def calendar_page(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None and query.message is not None
+    raw = query.data.split(":")[2]
+    today = context.runtime.calendar.working_date(context.runtime.clock.now())
+    year, month = int(raw[:4]), int(raw[4:])
+    if not 1 <= month <= 12 or date(year, month, 1) < today.replace(day=1):
+        year, month = today.year, today.month
+    await query.answer()
+    await context.bot.edit_message_reply_markup(chat_id=query.message.chat.id, message_id=query.message.message_id,
+                                                reply_markup=month_keyboard(context.t, year, month, today))
+
+
+async def noop(update: Update, context: FieldbotContext) -> None:
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+
+
+# ---- evidence ------------------------------------------------------------------------------------------
+
+
+def _incoming(message: Message) -> evidence.Incoming | None:
+    forwarded = message.forward_origin is not None
+    if message.photo:
+        biggest = message.photo[-1]
+        return evidence.Incoming("photo", biggest.file_id, biggest.file_unique_id, biggest.file_size, None,
+                                 message.date, forwarded)
+    if message.voice:
+        v = message.voice
+        return evidence.Incoming("voice", v.file_id, v.file_unique_id, v.file_size, v.mime_type, message.date,
+                                 forwarded)
+    if message.audio:
+        a = message.audio
+        return evidence.Incoming("audio", a.file_id, a.file_unique_id, a.file_size, a.mime_type, message.date,
+                                 forwarded)
+    if message.document:
+        d = message.document
+        mime = d.mime_type or ""
+        kind = "photo" if mime.startswith("image/") else "audio" if mime.startswith("audio/") else None
+        if kind is not None:
+            return evidence.Incoming(kind, d.file_id, d.file_unique_id, d.file_size, d.mime_type, message.date,
+                                     forwarded)
+    return None
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def media_received(update: Update, context: FieldbotContext) -> None:
+    message = update.effective_message
+    visit_id = _visit_id(context)
+    assert message is not None and context.staff is not None
+    t, runtime = context.t, context.runtime
+    item = _incoming(message)
+    if item is None:
+        await context.bot.send_message(message.chat.id, t("evidence.hint_kind"))
+        return
+    if visit_id is None:
+        return
+    async with runtime.db.read() as session:
+        visit = await session.get(Visit, visit_id)
+    if visit is None or visit.checkin_at is None:
+        await context.bot.send_message(message.chat.id, t("evidence.checkin_first"))
+        return
+
+    async def download() -> bytes:
+        file = await context.bot.get_file(item.file_id)
+        return bytes(await file.download_as_bytearray())
+
+    try:
+        result = await evidence.add(runtime.db, runtime.media, context.staff, visit_id, item, download=download,
+                                    now=runtime.clock.now(), local_mode=runtime.settings.local_mode)
+    except DomainError as error:
+        await refuse(update, context, error, what="visit.evidence")
+        return
+    key = {
+        evidence.Stored.STORED: N_("evidence.stored_photo") if item.kind == "photo"
+        else N_("evidence.stored_recording"),
+        evidence.Stored.DUPLICATE: N_("evidence.duplicate"),
+        evidence.Stored.TOO_BIG: N_("evidence.too_big"),
+    }[result]
+    await context.bot.send_message(message.chat.id, t(key, mb=round((item.size or 0) / 1024 / 1024, 1)))
+
+
+@require_role(*COLLECTORS)
+async def wrong_kind(update: Update, context: FieldbotContext) -> None:
+    message = update.effective_message
+    if message is not None:
+        await context.bot.send_message(message.chat.id, context.t("evidence.hint_kind"))
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def evidence_done(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    visit_id = _visit_id(context)
+    assert query is not None and context.staff is not None
+    await query.answer()
+    if visit_id is None:
+        await _stale(update, context)
+        return
+    async with write_once(update, context) as session:
+        visit = await visits.own_open_visit(session, context.staff, visit_id)
+        step, data = next_step(visit)
+        if step == "evidence":
+            step = "confirm"
+        await flows.save(session, context.staff.id, FLOW, step, data, now=context.runtime.clock.now())
+    await _then_ask(update, context, visit_id, step, data)
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def back_to(update: Update, context: FieldbotContext) -> None:
+    """From the summary: add more evidence, or choose a different result."""
+    query = update.callback_query
+    visit_id = _visit_id(context)
+    assert query is not None and query.data is not None and context.staff is not None
+    await query.answer()
+    if visit_id is None:
+        await _stale(update, context)
+        return
+    step = "evidence" if query.data == "v:more" else "code"
+    async with write_once(update, context) as session:
+        await visits.own_open_visit(session, context.staff, visit_id)
+        await flows.save(session, context.staff.id, FLOW, step, {"visit_id": visit_id}, now=context.runtime.clock.now())
+    await _then_ask(update, context, visit_id, step, {"visit_id": visit_id})
+
+
+@require_role(*COLLECTORS)
+@ignore_replays
+async def file_report(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    visit_id = _visit_id(context)
+    assert query is not None and context.staff is not None
+    if visit_id is None:
+        await _stale(update, context)
+        return
+    runtime = context.runtime
+    try:
+        async with write_once(update, context) as session:
+            visit = await visits.file_report(session, context.staff, visit_id, now=runtime.clock.now(),
+                                             calendar=runtime.calendar)
+            await flows.clear(session, context.staff.id, FLOW)
+    except DomainError as error:
+        await refuse(update, context, error, what="visit.file")
+        return
+    await query.answer()
+    assert update.effective_chat is not None
+    await context.bot.send_message(update.effective_chat.id, context.t("visit.filed", revision=visit.revision),
+                                   reply_markup=main_keyboard(context.t, context.staff.role))
+
+
+def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
+    in_visit = InStep(FLOW)
+    media = filters.PHOTO | filters.VOICE | filters.AUDIO | filters.Document.ALL
+    wrong = (filters.Sticker.ALL | filters.CONTACT | filters.VIDEO | filters.VIDEO_NOTE | filters.ANIMATION
+             | filters.POLL | filters.VENUE)
+    text = filters.TEXT & ~filters.COMMAND
+    return [
+        CommandHandler("cancel", cancel, filters=in_visit),
+        CallbackQueryHandler(begin, pattern=r"^v:in:\d+$"),
+        CallbackQueryHandler(resume, pattern=r"^v:(resume|amend):\d+$"),
+        MessageHandler(filters.LOCATION & InStep(FLOW, "location"), location_received),
+        CallbackQueryHandler(duration_chosen, pattern=r"^v:dur:(\d+|custom)$"),
+        MessageHandler(text & InStep(FLOW, "duration_custom"), duration_typed),
+        CallbackQueryHandler(code_chosen, pattern=r"^v:code:[A-Z_]+$"),
+        MessageHandler(text & InStep(FLOW, "field"), answer_typed),
+        CallbackQueryHandler(answer_pressed, pattern=r"^v:(d:\d{8}|ch:[a-z_]+|skip)$"),
+        CallbackQueryHandler(calendar_page, pattern=r"^v:cal:\d{6}$"),
+        CallbackQueryHandler(noop, pattern=r"^v:noop$"),
+        MessageHandler(media & in_visit, media_received),
+        MessageHandler(wrong & in_visit, wrong_kind),
+        CallbackQueryHandler(evidence_done, pattern=r"^v:done$"),
+        CallbackQueryHandler(back_to, pattern=r"^v:(more|recode)$"),
+        CallbackQueryHandler(file_report, pattern=r"^v:file$"),
+    ]

@@ -1,0 +1,186 @@
+"""/visits: the collector's visit list, the case card, the debtor's phone (audited) and today's route."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.context import FieldbotContext
+from bot.handlers.common import refuse, require_role, show
+from bot.i18n import all_translations
+from bot.services import visits
+from bot.services.errors import DomainError
+from bot.services.route import plan_route, render_route_png
+from bot.storage.models import Role, Staff
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 8
+COLLECTORS = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
+LOCATION_FRESH_FOR = timedelta(hours=12)
+
+
+async def _send(update: Update, context: FieldbotContext, text: str,
+                buttons: list[list[InlineKeyboardButton]] | None = None, *, edit: bool = True) -> None:
+    """Debtor data: always with protect_content. A button press edits its own message."""
+    await show(update, context, text, InlineKeyboardMarkup(buttons) if buttons else None, edit=edit)
+
+
+async def _origin(context: FieldbotContext) -> tuple[float, float] | None:
+    assert context.staff is not None
+    runtime = context.runtime
+    async with runtime.db.read() as session:
+        me = await session.get(Staff, context.staff.id)
+    if me is None or me.last_lat is None or me.last_lon is None or me.last_location_at is None:
+        return None
+    if runtime.clock.now() - me.last_location_at > LOCATION_FRESH_FOR:
+        return None
+    return me.last_lat, me.last_lon
+
+
+@require_role(*COLLECTORS)
+async def show_list(update: Update, context: FieldbotContext) -> None:
+    assert context.staff is not None
+    t, runtime = context.t, context.runtime
+    offset = 0
+    query = update.callback_query
+    if query is not None and query.data and query.data.startswith("v:list:"):
+        offset = max(0, int(query.data.split(":")[2]))
+    origin = await _origin(context)
+    async with runtime.db.read() as session:
+        items = await visits.visit_list(session, context.staff, now=runtime.clock.now(), calendar=runtime.calendar,
+                                        origin=origin)
+    if not items:
+        await _send(update, context, t("visits.none"))
+        return
+    page = items[offset:offset + PAGE_SIZE]
+    lines = [t("visits.title", count=len(items), overdue=sum(i.overdue for i in items))]
+    buttons = []
+    for n, item in enumerate(page, start=offset + 1):
+        case = item.case
+        mark = "⚠️" if item.overdue else ("🔴" if item.due_today else "🟢")
+        distance = f" · {item.distance_m / 1000:.1f} km" if item.distance_m is not None else ""
+        due = t.datetime(case.visit_due_at, runtime.tz) if case.visit_due_at else "-"
+        draft = " ✏️" if item.draft_visit_id else ""
+        lines.append(t("visits.line", n=n, mark=mark, case_no=case.case_no, debtor=visits.mask_name(case.debtor_name),
+                       amount=t.money(case.amount_due), due=due, distance=distance) + draft)
+        buttons.append([InlineKeyboardButton(f"{mark} {case.case_no} {visits.mask_name(case.debtor_name)}",
+                                             callback_data=f"v:card:{case.id}")])
+    nav = []
+    if offset > 0:
+        nav.append(InlineKeyboardButton("◀", callback_data=f"v:list:{max(0, offset - PAGE_SIZE)}"))
+    if offset + PAGE_SIZE < len(items):
+        nav.append(InlineKeyboardButton("▶", callback_data=f"v:list:{offset + PAGE_SIZE}"))
+    if nav:
+        buttons.append(nav)
+    buttons.append([InlineKeyboardButton(t("visits.route"), callback_data="v:route")])
+    if origin is None:
+        lines.append(t("visits.share_location_hint"))
+    await _send(update, context, "\n".join(lines), buttons)
+
+
+@require_role(*COLLECTORS)
+async def show_card(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.staff is not None
+    case_id = int(query.data.split(":")[2])
+    t, runtime = context.t, context.runtime
+    try:
+        async with runtime.db.read() as session:
+            card = await visits.case_card(session, context.staff, case_id)
+    except DomainError as error:
+        await refuse(update, context, error, what="case.card")
+        return
+    case = card.case
+    lines = [
+        t("card.head", case_no=case.case_no, bank=case.bank),
+        t("card.debtor", debtor=visits.mask_name(case.debtor_name), id=case.id_number_masked or "-",
+          phone=visits.mask_phone(case.phone)),
+        t("card.address", address=case.address),
+        t("card.amount", amount=t.money(case.amount_due),
+          days=case.overdue_days if case.overdue_days is not None else "-"),
+        t("card.deadline", due=t.datetime(case.visit_due_at, runtime.tz) if case.visit_due_at else "-"),
+    ]
+    if case.next_action and case.next_action_on:
+        lines.append(t("card.next", action=t(f"next.{case.next_action}"), date=t.date(case.next_action_on)))
+    if card.visits:
+        lines.append(t("card.history"))
+        for v in card.visits[-5:]:
+            when = t.datetime(v.filed_at or v.started_at, runtime.tz)
+            code = t(f"code.{v.code}") if v.code else "-"
+            lines.append(f"  · {when} {code} ({card.collector_names.get(v.collector_id, '')})")
+    for p in card.promises[-3:]:
+        lines.append(t("card.promise", amount=t.money(p.amount_fen / 100), date=t.date(p.due_on),
+                       status=t(f"promise.{p.status}")))
+    start_label = t("card.continue") if card.draft else t("card.checkin")
+    buttons = [
+        [InlineKeyboardButton(start_label, callback_data=f"v:in:{case.id}")],
+        [InlineKeyboardButton(t("card.phone"), callback_data=f"v:ph:{case.id}")],
+        [InlineKeyboardButton(t("card.back"), callback_data="v:list:0")],
+    ]
+    await _send(update, context, "\n".join(lines), buttons)
+
+
+@require_role(*COLLECTORS)
+async def show_phone(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.staff is not None
+    runtime, t = context.runtime, context.t
+    try:
+        async with runtime.db.write() as session:
+            case = await visits.reveal_phone(session, context.staff, int(query.data.split(":")[2]),
+                                             now=runtime.clock.now())
+    except DomainError as error:
+        await refuse(update, context, error, what="case.phone")
+        return
+    text = t("phone.show", case_no=case.case_no, phone=case.phone or t("phone.none"))
+    if runtime.quiet_hours_now():
+        text += "\n" + t("phone.quiet_hours", start=runtime.settings.quiet_start.strftime("%H:%M"),
+                         end=runtime.settings.quiet_end.strftime("%H:%M"))
+    text += "\n" + t("phone.respect")
+    await _send(update, context, text, edit=False)
+
+
+@require_role(*COLLECTORS)
+async def show_route(update: Update, context: FieldbotContext) -> None:
+    assert context.staff is not None
+    runtime, t = context.runtime, context.t
+    origin = await _origin(context)
+    async with runtime.db.read() as session:
+        items = await visits.visit_list(session, context.staff, now=runtime.clock.now(), calendar=runtime.calendar,
+                                        origin=origin)
+    stops = [i.case for i in items if i.case.lat is not None and i.case.lon is not None]
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    chat = update.effective_chat
+    if chat is None:
+        return
+    if len(stops) < 1:
+        await context.bot.send_message(chat.id, t("route.none"))
+        return
+    points = [(c.lat, c.lon) for c in stops if c.lat is not None and c.lon is not None]
+    route = plan_route(points, origin)
+    lines = [t("route.title", count=len(stops), km=f"{route.total_m / 1000:.1f}")]
+    for n, (i, leg) in enumerate(zip(route.order, route.legs_m if origin else [0.0, *route.legs_m], strict=True),
+                                 start=1):
+        case = stops[i]
+        lines.append(t("route.stop", n=n, case_no=case.case_no, address=case.address, km=f"{leg / 1000:.1f}"))
+    skipped = len(items) - len(stops)
+    if skipped:
+        lines.append(t("route.skipped", count=skipped))
+    png = render_route_png(points, [c.case_no for c in stops], route, origin)
+    await context.bot.send_photo(chat.id, png, caption="\n".join(lines)[:1024], protect_content=True)
+
+
+def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
+    return [
+        CommandHandler("visits", show_list),
+        MessageHandler(filters.Text(all_translations("menu.visits")), show_list),
+        CallbackQueryHandler(show_list, pattern=r"^v:list:\d+$"),
+        CallbackQueryHandler(show_card, pattern=r"^v:card:\d+$"),
+        CallbackQueryHandler(show_phone, pattern=r"^v:ph:\d+$"),
+        CallbackQueryHandler(show_route, pattern=r"^v:route$"),
+    ]
