@@ -22,7 +22,7 @@ from bot.sandbox.updates import FakeUser
 from bot.storage.models import Role
 
 SHOWN_METHODS = {"sendMessage", "editMessageText", "sendPhoto", "sendDocument", "answerCallbackQuery",
-                 "sendLocation", "editMessageReplyMarkup"}
+                 "sendLocation"}
 
 
 class Demo:
@@ -72,6 +72,7 @@ class Demo:
 
     async def send(self, user: FakeUser, update: dict[str, Any], shown: str) -> list[ApiCall]:
         self.out.write(f"  👤 {self.people.get(user.id, user.first_name)}: {shown}\n")
+        self.harness.clock.advance(minutes=1)
         calls = await self.harness.send(update)
         self.show(calls)
         return calls
@@ -140,8 +141,51 @@ async def scene_intake(demo: Demo) -> None:
     demo.show(demo.harness.api.calls[before:])
 
 
+def _button(calls: Sequence[ApiCall], prefix: str) -> dict[str, Any]:
+    """The first inline button (text and data) whose data starts with ``prefix`` in the last keyboard shown."""
+    for call in reversed(calls):
+        markup = call.params.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            for row in markup["inline_keyboard"]:
+                for button in row:
+                    if str(button.get("callback_data", "")).startswith(prefix):
+                        return dict(button)
+    raise LookupError(prefix)
+
+
+async def scene_visit(demo: Demo) -> None:
+    t, h = demo.t, demo.harness
+    demo.title(t("demo.scene.visit"))
+    collector = demo.person(9002, demo.people[9002])
+    boss = demo.person(9001, demo.people[9001])
+    calls = await demo.command(collector, "/visits")
+    card = _button(calls, "v:card:")
+    calls = await demo.press(collector, card["callback_data"], card["text"])
+    start = _button(calls, "v:in:")
+    await demo.press(collector, start["callback_data"], start["text"])
+    await demo.send(collector, h.updates.location(collector, 31.2349, 121.5061), "📍 (31.2349, 121.5061)")
+    await demo.press(collector, "v:dur:60", t("visit.minutes", minutes=60))
+    await demo.press(collector, "v:code:PTP", t("code.PTP"))
+    await demo.say(collector, "1,200元")
+    await demo.say(collector, "abc" if demo.lang == "en" else "下周")
+    await demo.say(collector, "12-3")
+    await demo.send(collector, h.photo_update(collector, b"\xff\xd8 demo door photo"), "🖼 (photo)")
+    await demo.send(collector, h.voice_update(collector, b"OggS demo recording"), "🎙 (voice note, 0:42)")
+    await demo.press(collector, "v:done", t("visit.evidence_done"))
+    await demo.press(collector, "v:file", t("visit.file"))
+    demo.note(t("demo.outbox"))
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    approve = _button(h.api.calls[before:], "rv:ok:")
+    await demo.press(boss, approve["callback_data"], approve["text"])
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+
+
 Scene = Callable[[Demo], Awaitable[None]]
-SCENES: list[Scene] = [scene_onboarding, scene_intake]
+SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:

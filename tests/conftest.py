@@ -16,6 +16,8 @@ from bot.sandbox.harness import BotHarness, sandbox_settings
 from bot.storage import migrate
 from bot.storage.db import Database
 
+pytest_plugins = ["tests.field_office"]
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PG_ENV = "FIELDBOT_TEST_PG_URL"
 

@@ -13,7 +13,7 @@ from bot.i18n import SUPPORTED_LOCALES, Translator, all_translations, catalog, r
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"t": None, "N_": None, "say": (3,), "DomainError": None, "NotFound": None, "Forbidden": None}
-KEY_SHAPE = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)+$")
+KEY_SHAPE = re.compile(r"^[a-z_]+(\.[A-Za-z0-9_]+)+$")
 
 
 def used_message_ids() -> set[str]:
@@ -77,3 +77,24 @@ def test_locale_resolution(preferred: str | None, telegram: str | None, expected
 
 def test_keyboard_labels_are_recognised_in_every_language() -> None:
     assert set(all_translations("menu.help")) == {"❓ 帮助", "❓ Help"}
+
+
+def test_literal_calls_pass_every_placeholder_their_message_needs() -> None:
+    """``t("key", a=...)`` with a literal key must supply every ``{placeholder}`` of that message."""
+    import ast
+
+    english = catalog("en")
+    problems = []
+    for package in ("bot", "scheduler"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+                    continue
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                key = node.args[0].value
+                if name != "t" or key not in english or any(k.arg is None for k in node.keywords):
+                    continue
+                missing = placeholders(english[key]) - {k.arg for k in node.keywords if k.arg}
+                if missing:
+                    problems.append(f"{path.relative_to(ROOT)}:{node.lineno} {key} lacks {sorted(missing)}")
+    assert not problems, problems

@@ -130,11 +130,11 @@ async def test_forged_or_foreign_assign_buttons_are_refused(harness: BotHarness,
     assert case is not None
     # a collector presses a supervisor's button
     harness.api.clear()
-    calls = await harness.send(harness.updates.button(ANN, f"asg:to:{case.id}:{office['王磊']}"))
+    calls = await harness.send(harness.updates.button(ANN, f"asg:to:{case.id}:{office['王磊']}", forge=True))
     assert [c.method for c in calls] == ["answerCallbackQuery"]
     assert calls[0].params["text"] == "You are not allowed to do that."
     # a supervisor of team B assigns a team-A collector
-    calls = await harness.send(harness.updates.button(OTHER_BOSS, f"asg:to:{case.id}:{office['王磊']}"))
+    calls = await harness.send(harness.updates.button(OTHER_BOSS, f"asg:to:{case.id}:{office['王磊']}", forge=True))
     assert calls[0].params["text"] == "You are not allowed to do that."
     async with harness.db.read() as session:
         assert await session.scalar(select(func.count()).select_from(Assignment)) == 0
@@ -160,8 +160,8 @@ async def test_bulk_by_area_needs_confirmation(harness: BotHarness, office: dict
                    if b["callback_data"].startswith("asg:ok:"))
     calls = await harness.send(harness.updates.button(BOSS, confirm))
     assert calls[-1].params["text"].startswith("6 case(s) assigned")
-    harness.api.clear()  # pressing the old confirmation again (a made-up copy of that message)
-    stale = await harness.send(harness.updates.button(BOSS, confirm))
+    harness.api.clear()
+    stale = await harness.send(harness.updates.button(BOSS, confirm, forge=True))  # the old confirmation again
     assert stale[0].params["text"] == "That button is no longer valid. Please open the menu again."
     async with harness.db.read() as session:
         assert await session.scalar(select(func.count()).select_from(Assignment)) == 6

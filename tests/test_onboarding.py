@@ -120,7 +120,7 @@ async def test_lang_switches_language_and_menu(harness: BotHarness) -> None:
 async def test_forged_language_button_is_refused(harness: BotHarness) -> None:
     await harness.onboard(EN_USER, "Li Lei", Role.COLLECTOR)
     harness.api.clear()
-    calls = await harness.send(harness.updates.button(FakeUser(1002, "Li", language_code="en"), "lang:xx"))
+    calls = await harness.send(harness.updates.button(EN_USER, "lang:xx", forge=True))
     assert calls[0].method == "answerCallbackQuery" and "no longer valid" in calls[0].params["text"]
 
 

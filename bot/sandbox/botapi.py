@@ -905,10 +905,9 @@ class FakeBotApi:
             return [call for call in self.calls if call.failed]
 
     def clear(self) -> None:
-        """Forget recorded calls and violations (chats, files and settings stay)."""
+        """Forget recorded calls (chats, files, settings and schema violations stay)."""
         with self._lock:
             self.calls.clear()
-            self.violations.clear()
 
     # ---- internals -----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ build it again on the same database (a restart), and register staff the way the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,21 @@ class BotHarness:
 
         runtime = self.app.bot_data["runtime"]
         return await send_due(self.app.bot, runtime)
+
+    def _register(self, content: bytes, kind: str, file_id: str | None) -> tuple[str, str]:
+        digest = hashlib.sha256(content).hexdigest()[:16]
+        file_id = file_id or f"{kind}-{digest}"
+        unique = f"u-{kind}-{digest}"
+        self.api.register_file(file_id, unique, size=len(content), content=content, kind=kind)
+        return file_id, unique
+
+    def photo_update(self, user: FakeUser, content: bytes, *, forwarded: bool = False) -> dict[str, Any]:
+        """``user`` sends a (compressed) photo whose largest size has ``content``."""
+        file_id, unique = self._register(content, "photo", None)
+        return self.updates.photo(user, file_id, unique, size=len(content), forwarded=forwarded)
+
+    def voice_update(self, user: FakeUser, content: bytes, *, duration: int = 42,
+                     forwarded: bool = False) -> dict[str, Any]:
+        """``user`` sends a voice note with ``content``."""
+        file_id, unique = self._register(content, "voice", None)
+        return self.updates.voice(user, file_id, unique, duration=duration, size=len(content), forwarded=forwarded)

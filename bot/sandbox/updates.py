@@ -353,14 +353,18 @@ class UpdateFactory:
         *,
         message_id: int | None = None,
         message_text: str = "…",
+        forge: bool = False,
     ) -> dict[str, Any]:
         """A ``callback_query``: ``user`` pressed the inline button carrying ``data``.
+
+        ``forge=True`` makes up the pressed message whatever the bot sent: a forged, replayed or
+        long-stale button, as a modified client could send.
 
         Bound to a ``FakeBotApi``, the pressed message is the bot's stored message ``message_id``
         (default: the bot's latest message in the chat with an inline keyboard), and ``data`` must
         be on its keyboard. Otherwise a bot message with ``message_text`` and that button is made up.
         """
-        message = self._bot_message(user, message_id)
+        message = None if forge else self._bot_message(user, message_id)
         if message is not None:
             offered = _callback_data(message)
             if data not in offered:
