@@ -21,11 +21,12 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, FieldbotContext
-from bot.handlers import access, assign, intake, onboarding, review, visit_report, visits
+from bot.handlers import access, assign, extension, intake, onboarding, reports, review, visit_report, visits
 from bot.i18n import SUPPORTED_LOCALES, translator
 from bot.keyboards import commands_for
 from bot.ratelimit import FieldbotRateLimiter
 from bot.runtime import Runtime
+from bot.services import leases
 from bot.storage import migrate
 from bot.storage.db import Database
 
@@ -61,6 +62,8 @@ def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
         *visits.handlers(),
         *visit_report.handlers(),
         *review.handlers(),
+        *extension.handlers(),
+        *reports.handlers(),
         *intake.fallback_handlers(),
         MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, _not_understood),
     ]
@@ -108,6 +111,7 @@ def build_application(
         register_jobs(application)
 
     async def post_shutdown(application: FieldbotApplication) -> None:
+        await leases.release(runtime.db, runtime.instance_id)  # another process may take the sweeps at once
         if database is None:
             await runtime.db.dispose()
 

@@ -247,6 +247,32 @@ def cmd_cases(settings: Settings, args: argparse.Namespace) -> int:
     return _run_db(settings, work)
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.i18n import translator
+    from bot.services import reports
+
+    calendar = calendar_from(settings)
+    kind = reports.WEEKLY if args.kind == "weekly" else reports.MONTHLY
+    today = _parse_moment(args.today, settings).date() if args.today else calendar.working_date(SystemClock().now())
+    period = reports.last_period(kind, today)
+    t = translator(settings.default_locale)
+
+    async def work(database: Database) -> reports.Report:
+        async with database.read() as session:
+            return await reports.build(session, period, calendar=calendar, team=args.team)
+
+    built = _run_db(settings, work)
+    print(reports.report_text(t, built))
+    if args.out:
+        Path(args.out).write_bytes(reports.xlsx_bytes(t, built, calendar.tz))
+        print(f"→ {args.out}")
+    if args.chart:
+        Path(args.chart).write_bytes(reports.chart_png(built))
+        print(f"→ {args.chart}")
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -318,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     cases.add_argument("--assignee", type=int, help="current assignee's staff id")
     cases.add_argument("--json", action="store_true")
     cases.set_defaults(func=cmd_cases)
+
+    rep = sub.add_parser("report", help="the last week's or month's report, as text and XLSX")
+    rep.add_argument("kind", choices=["weekly", "monthly"])
+    rep.add_argument("--team", help="one team (default: everyone)")
+    rep.add_argument("--out", help="write the XLSX export here")
+    rep.add_argument("--chart", help="write the PNG chart here")
+    rep.add_argument("--today", help="report as if today were this date (ISO), for re-running old periods")
+    rep.set_defaults(func=cmd_report)
 
     demo = sub.add_parser("demo", help="show the whole product in one run, without a token")
     demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "en"])

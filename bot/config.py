@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     geocoder: str = "off"
     checkin_radius_m: int = 300
     import_batch_size: int = 200
+    max_extension_days: int = 3
     supervisors_chat_id: int | None = None
     log_level: str = "INFO"
 

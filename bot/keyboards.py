@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import calendar as month_calendar
+from datetime import date, timedelta
+
 from telegram import (
     BotCommand,
     InlineKeyboardButton,
@@ -15,11 +18,11 @@ from bot.storage.models import Role
 
 # Main reply-keyboard rows per role, as message ids. Each flow adds its buttons here.
 ROLE_MENU: dict[Role, list[list[str]]] = {
-    Role.COLLECTOR: [[N_("menu.visits")], [N_("menu.help"), N_("menu.language")]],
-    Role.PHONE_COLLECTOR: [[N_("menu.visits")], [N_("menu.help"), N_("menu.language")]],
-    Role.SUPERVISOR: [[N_("menu.assign")], [N_("menu.help"), N_("menu.language")]],
+    Role.COLLECTOR: [[N_("menu.visits")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
+    Role.PHONE_COLLECTOR: [[N_("menu.visits")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
+    Role.SUPERVISOR: [[N_("menu.assign"), N_("menu.report")], [N_("menu.help"), N_("menu.language")]],
     Role.TEAM_LEAD: [[N_("menu.help"), N_("menu.language")]],
-    Role.ADMIN: [[N_("menu.import"), N_("menu.assign")], [N_("menu.help"), N_("menu.language")]],
+    Role.ADMIN: [[N_("menu.import"), N_("menu.assign")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
 }
 
 # Slash commands per role (command, description message id), for the Telegram command menu.
@@ -29,9 +32,12 @@ COMMON_COMMANDS: list[tuple[str, str]] = [
     ("lang", N_("command.lang")),
 ]
 ROLE_COMMANDS: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
-ROLE_COMMANDS[Role.SUPERVISOR] += [("assign", N_("command.assign"))]
-ROLE_COMMANDS[Role.COLLECTOR] += [("visits", N_("command.visits")), ("cancel", N_("command.cancel"))]
-ROLE_COMMANDS[Role.PHONE_COLLECTOR] += [("visits", N_("command.visits")), ("cancel", N_("command.cancel"))]
+ROLE_COMMANDS[Role.SUPERVISOR] += [("assign", N_("command.assign")), ("report", N_("command.report"))]
+ROLE_COMMANDS[Role.ADMIN] += [("report", N_("command.report"))]
+ROLE_COMMANDS[Role.COLLECTOR] += [("visits", N_("command.visits")), ("report", N_("command.report")),
+                                  ("cancel", N_("command.cancel"))]
+ROLE_COMMANDS[Role.PHONE_COLLECTOR] += [("visits", N_("command.visits")), ("report", N_("command.report")),
+                                        ("cancel", N_("command.cancel"))]
 ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
@@ -60,3 +66,38 @@ ROLE_LABELS: dict[Role, str] = {
     Role.TEAM_LEAD: N_("role.team_lead"),
     Role.ADMIN: N_("role.admin"),
 }
+
+
+def date_buttons(t: Translator, today: date, *, prefix: str) -> list[list[InlineKeyboardButton]]:
+    """Quick picks (today, tomorrow, in 2 and 7 days) and a calendar: ``<prefix>:d:YYYYMMDD``."""
+    quick = [(t("date.today"), today), (t("date.tomorrow"), today + timedelta(days=1)),
+             (t("date.in_days", days=2), today + timedelta(days=2)),
+             (t("date.in_days", days=7), today + timedelta(days=7))]
+    return [[InlineKeyboardButton(label, callback_data=f"{prefix}:d:{day:%Y%m%d}") for label, day in quick],
+            [InlineKeyboardButton(t("date.calendar"), callback_data=f"{prefix}:cal:{today:%Y%m}")]]
+
+
+def month_keyboard(t: Translator, year: int, month: int, today: date, *, prefix: str) -> InlineKeyboardMarkup:
+    """A month of day buttons (past days blank), with ◀ ▶ to move between months."""
+    rows = [[InlineKeyboardButton(f"{year}-{month:02d}", callback_data="v:noop")]]
+    for week in month_calendar.Calendar(firstweekday=0).monthdayscalendar(year, month):
+        row = []
+        for day in week:
+            if day == 0 or date(year, month, day) < today:
+                row.append(InlineKeyboardButton(" ", callback_data="v:noop"))
+            else:
+                row.append(InlineKeyboardButton(str(day), callback_data=f"{prefix}:d:{year}{month:02d}{day:02d}"))
+        rows.append(row)
+    previous = date(year, month, 1) - timedelta(days=1)
+    following = date(year, month, 28) + timedelta(days=7)
+    rows.append([InlineKeyboardButton("◀", callback_data=f"{prefix}:cal:{previous:%Y%m}"),
+                 InlineKeyboardButton("▶", callback_data=f"{prefix}:cal:{following:%Y%m}")])
+    return InlineKeyboardMarkup(rows)
+
+
+def month_shown(raw: str, today: date) -> tuple[int, int]:
+    """The month a ``YYYYMM`` calendar button asks for, never before the current month."""
+    year, month = int(raw[:4]), int(raw[4:])
+    if not 1 <= month <= 12 or date(year, month, 1) < today.replace(day=1):
+        return today.year, today.month
+    return year, month

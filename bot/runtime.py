@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.services.calendar import WorkCalendar
 from bot.services.geocoding import GeocoderLike, make_geocoder
+from bot.services.quiet import QuietHours
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
 
@@ -26,6 +28,7 @@ class Runtime:
     calendar: WorkCalendar = field(init=False)
     media: MediaStore = field(init=False)
     geocoder: GeocoderLike | None = field(init=False)
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
         self.calendar = calendar_from(self.settings)
@@ -36,8 +39,10 @@ class Runtime:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
 
+    @property
+    def quiet(self) -> QuietHours:
+        return QuietHours(self.settings.quiet_start, self.settings.quiet_end, self.tz)
+
     def quiet_hours_now(self) -> bool:
         """Within the quiet hours (default 21:00–08:00): no calls to debtors, non-urgent messages wait."""
-        local = self.clock.now().astimezone(self.tz).time()
-        start, end = self.settings.quiet_start, self.settings.quiet_end
-        return (start <= local or local < end) if start > end else (start <= local < end)
+        return self.quiet.contains(self.clock.now())

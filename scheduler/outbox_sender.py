@@ -45,7 +45,8 @@ async def _deliver(bot: ExtBot[Any], runtime: Runtime, row: OutboxMessage) -> Me
 async def send_due(bot: ExtBot[Any], runtime: Runtime, *, limit: int = 20, max_priority: int | None = None) -> int:
     """Send what is due now; returns how many were delivered."""
     async with runtime.db.write() as session:
-        rows = await outbox.claim_due(session, now=runtime.clock.now(), limit=limit, max_priority=max_priority)
+        rows = await outbox.claim_due(session, now=runtime.clock.now(), limit=limit, max_priority=max_priority,
+                                      quiet=runtime.quiet)
         session.expunge_all()
     delivered = 0
     for row in rows:

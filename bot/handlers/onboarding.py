@@ -11,7 +11,7 @@ from bot.context import FieldbotContext
 from bot.handlers.common import say
 from bot.i18n import N_, SUPPORTED_LOCALES, all_translations, translator
 from bot.keyboards import ROLE_LABELS, commands_for, language_picker, main_keyboard
-from bot.services import invites
+from bot.services import flows, invites
 from bot.services import staff as staff_service
 from bot.services.invites import RedeemOutcome
 from bot.services.staff import StaffView
@@ -95,8 +95,21 @@ async def language_chosen(update: Update, context: FieldbotContext) -> None:
     await show_menu(update, context, staff, N_("lang.changed"))
 
 
+async def cancel(update: Update, context: FieldbotContext) -> None:
+    """Leave whatever step the person is in; what was saved stays (a visit report stays a draft)."""
+    staff, chat = context.staff, update.effective_chat
+    if staff is None or chat is None:
+        return
+    flow = context.flow
+    async with context.runtime.db.write() as session:
+        await flows.clear(session, staff.id)
+    key = N_("visit.cancelled") if flow is not None and flow.flow == "visit" else N_("flow.cancelled")
+    await context.bot.send_message(chat.id, context.t(key), reply_markup=main_keyboard(context.t, staff.role))
+
+
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     return [
+        CommandHandler("cancel", cancel),
         CommandHandler("start", start),
         CommandHandler("help", help_command),
         MessageHandler(filters.Text(all_translations("menu.help")), help_command),

@@ -7,10 +7,9 @@ changes something records the update, so a second delivery of the same update ch
 
 from __future__ import annotations
 
-import calendar as month_calendar
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,13 +21,13 @@ from telegram import (
     ReplyKeyboardMarkup,
     Update,
 )
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
 from bot.context import FieldbotContext
 from bot.handlers.common import ignore_replays, refuse, require_role, write_once
 from bot.handlers.routing import InStep
 from bot.i18n import N_
-from bot.keyboards import main_keyboard
+from bot.keyboards import date_buttons, main_keyboard, month_keyboard, month_shown
 from bot.services import dispositions, evidence, flows, visits
 from bot.services.dispositions import AnswerError, Kind
 from bot.services.errors import DomainError
@@ -48,32 +47,6 @@ CODES_PER_ROW = 2
 
 async def _send(context: FieldbotContext, chat_id: int, text: str, markup: Any = None) -> Message:
     return await context.bot.send_message(chat_id, text, reply_markup=markup, protect_content=True)
-
-
-def _date_buttons(t: Any, today: date) -> list[list[InlineKeyboardButton]]:
-    quick = [(t("date.today"), today), (t("date.tomorrow"), today + timedelta(days=1)),
-             (t("date.in_days", days=2), today + timedelta(days=2)),
-             (t("date.in_days", days=7), today + timedelta(days=7))]
-    return [[InlineKeyboardButton(label, callback_data=f"v:d:{day:%Y%m%d}") for label, day in quick],
-            [InlineKeyboardButton(t("date.calendar"), callback_data=f"v:cal:{today:%Y%m}")]]
-
-
-def month_keyboard(t: Any, year: int, month: int, today: date) -> InlineKeyboardMarkup:
-    """A month of day buttons (past days blank), with ◀ ▶ to move between months."""
-    rows = [[InlineKeyboardButton(f"{year}-{month:02d}", callback_data="v:noop")]]
-    for week in month_calendar.Calendar(firstweekday=0).monthdayscalendar(year, month):
-        row = []
-        for day in week:
-            if day == 0 or date(year, month, day) < today:
-                row.append(InlineKeyboardButton(" ", callback_data="v:noop"))
-            else:
-                row.append(InlineKeyboardButton(str(day), callback_data=f"v:d:{year}{month:02d}{day:02d}"))
-        rows.append(row)
-    previous = date(year, month, 1) - timedelta(days=1)
-    following = date(year, month, 28) + timedelta(days=7)
-    rows.append([InlineKeyboardButton("◀", callback_data=f"v:cal:{previous:%Y%m}"),
-                 InlineKeyboardButton("▶", callback_data=f"v:cal:{following:%Y%m}")])
-    return InlineKeyboardMarkup(rows)
 
 
 async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, step: str,
@@ -101,7 +74,7 @@ async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, 
         question = t("visit.ask_field", field=t(f"field.{spec.name}"))
         buttons: list[list[InlineKeyboardButton]] = []
         if spec.kind is Kind.DATE:
-            buttons = _date_buttons(t, runtime.calendar.working_date(runtime.clock.now()))
+            buttons = date_buttons(t, runtime.calendar.working_date(runtime.clock.now()), prefix="v")
         elif spec.kind is Kind.CHOICE:
             buttons = [[InlineKeyboardButton(t(f"choice.{c}"), callback_data=f"v:ch:{c}")] for c in spec.choices]
         elif spec.kind is Kind.YESNO:
@@ -214,15 +187,6 @@ async def resume(update: Update, context: FieldbotContext) -> None:
         await refuse(update, context, error, what="visit.resume")
         return
     await _then_ask(update, context, visit.id, step, data)
-
-
-@require_role(*COLLECTORS)
-async def cancel(update: Update, context: FieldbotContext) -> None:
-    assert context.staff is not None and update.effective_chat is not None
-    async with context.runtime.db.write() as session:
-        await flows.clear(session, context.staff.id, FLOW)
-    await context.bot.send_message(update.effective_chat.id, context.t("visit.cancelled"),
-                                   reply_markup=main_keyboard(context.t, context.staff.role))
 
 
 # ---- the answers ---------------------------------------------------------------------------------------
@@ -402,12 +366,10 @@ async def calendar_page(update: Update, context: FieldbotContext) -> None:
     assert query is not None and query.data is not None and query.message is not None
     raw = query.data.split(":")[2]
     today = context.runtime.calendar.working_date(context.runtime.clock.now())
-    year, month = int(raw[:4]), int(raw[4:])
-    if not 1 <= month <= 12 or date(year, month, 1) < today.replace(day=1):
-        year, month = today.year, today.month
+    year, month = month_shown(raw, today)
     await query.answer()
     await context.bot.edit_message_reply_markup(chat_id=query.message.chat.id, message_id=query.message.message_id,
-                                                reply_markup=month_keyboard(context.t, year, month, today))
+                                                reply_markup=month_keyboard(context.t, year, month, today, prefix="v"))
 
 
 async def noop(update: Update, context: FieldbotContext) -> None:
@@ -555,7 +517,6 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
              | filters.POLL | filters.VENUE)
     text = filters.TEXT & ~filters.COMMAND
     return [
-        CommandHandler("cancel", cancel, filters=in_visit),
         CallbackQueryHandler(begin, pattern=r"^v:in:\d+$"),
         CallbackQueryHandler(resume, pattern=r"^v:(resume|amend):\d+$"),
         MessageHandler(filters.LOCATION & InStep(FLOW, "location"), location_received),

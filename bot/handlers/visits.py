@@ -116,8 +116,10 @@ async def show_card(update: Update, context: FieldbotContext) -> None:
         lines.append(t("card.promise", amount=t.money(p.amount_fen / 100), date=t.date(p.due_on),
                        status=t(f"promise.{p.status}")))
     start_label = t("card.continue") if card.draft else t("card.checkin")
-    buttons = [
-        [InlineKeyboardButton(start_label, callback_data=f"v:in:{case.id}")],
+    buttons = [[InlineKeyboardButton(start_label, callback_data=f"v:in:{case.id}")]]
+    if case.visit_due_at is not None and case.visit_done_at is None:
+        buttons.append([InlineKeyboardButton(t("card.extension"), callback_data=f"v:ext:{case.id}")])
+    buttons += [
         [InlineKeyboardButton(t("card.phone"), callback_data=f"v:ph:{case.id}")],
         [InlineKeyboardButton(t("card.back"), callback_data="v:list:0")],
     ]

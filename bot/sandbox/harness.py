@@ -17,6 +17,8 @@ from telegram import Update
 from bot.app import FieldbotApplication, build_application
 from bot.clock import ManualClock
 from bot.config import Settings
+from bot.context import RUNTIME_KEY
+from bot.runtime import Runtime
 from bot.sandbox.botapi import ApiCall, FakeBotApi, FakeRequest
 from bot.sandbox.updates import FakeUser, UpdateFactory
 from bot.services import invites, staff
@@ -120,12 +122,23 @@ class BotHarness:
         return self.updates.document(user, file_id, unique_id, file_name=filename, mime_type=mime_type,
                                      size=len(content), caption=caption)
 
+    @property
+    def runtime(self) -> Runtime:
+        runtime = self.app.bot_data[RUNTIME_KEY]
+        assert isinstance(runtime, Runtime)
+        return runtime
+
     async def deliver_outbox(self) -> int:
         """Run the outbox sweep once, as the job queue would."""
         from scheduler.outbox_sender import send_due
 
-        runtime = self.app.bot_data["runtime"]
-        return await send_due(self.app.bot, runtime)
+        return await send_due(self.app.bot, self.runtime)
+
+    async def tick(self) -> dict[str, int]:
+        """One tick of every sweep (deadlines, promises, reports, ..., then the outbox), as the job queue runs them."""
+        from scheduler.jobs import run_all
+
+        return await run_all(self.runtime, self.app.bot)
 
     def _register(self, content: bytes, kind: str, file_id: str | None) -> tuple[str, str]:
         digest = hashlib.sha256(content).hexdigest()[:16]

@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import DEFAULT_LOCALE, N_, resolve_locale, translator
-from bot.services import audit, outbox
+from bot.services import audit, deadlines, outbox
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import DomainError, Forbidden, NotFound
 from bot.services.staff import StaffView
@@ -88,9 +88,12 @@ async def assign_in_session(
     if case.status == CaseStatus.NEW.value:
         case.status = CaseStatus.ASSIGNED.value
     case.team = collector.team
+    # A new handover starts a new 2-working-day visit window, with its reminders.
     case.visit_due_at = calendar.deadline_after(now, VISIT_WITHIN_WORKING_DAYS)
+    case.visit_done_at = case.visit_overdue_at = None
     case.updated_at = now
     await session.flush()
+    await deadlines.schedule_visit(session, case, now=now, calendar=calendar)
     await audit.record(session, action="case.assign", object_type="case", object_id=case.id, actor_id=actor_id, at=now,
                        details={"to": collector.id, "from": previous.staff_id if previous else None, "reason": reason,
                                 "visit_due_at": case.visit_due_at.isoformat()})
@@ -224,7 +227,7 @@ async def report_unassigned(session: AsyncSession, *, now: datetime, limit: int 
             more = len(team_cases) - NOTICE_LIST_LIMIT
             assert boss.telegram_user_id is not None
             await outbox.enqueue(session, chat_id=boss.telegram_user_id, kind="assign.overdue", now=now,
-                                 priority=outbox.Priority.URGENT,
+                                 priority=outbox.Priority.NORMAL,
                                  text=t("assign.overdue", count=len(team_cases), cases=numbers)
                                  + (t("assign.notice.more", count=more) if more > 0 else ""))
     await audit.record(session, action="case.unassigned_overdue", object_type="case", at=now,

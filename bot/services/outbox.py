@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.quiet import QuietHours
 from bot.storage.models import OutboxMessage
 
 LEASE = timedelta(seconds=60)
@@ -78,8 +79,13 @@ async def enqueue(
 
 
 async def claim_due(session: AsyncSession, *, now: datetime, limit: int = 20,
-                    max_priority: int | None = None) -> list[OutboxMessage]:
-    """Take up to ``limit`` due rows, most urgent first, leasing them so no other sweep sends them too."""
+                    max_priority: int | None = None, quiet: QuietHours | None = None) -> list[OutboxMessage]:
+    """Take up to ``limit`` due rows, most urgent first, leasing them so no other sweep sends them too.
+
+    During ``quiet`` hours only alerts and urgent messages go out; the rest wait for the morning.
+    """
+    if quiet is not None and quiet.contains(now):
+        max_priority = min(max_priority if max_priority is not None else Priority.URGENT, Priority.URGENT)
     query = (
         select(OutboxMessage)
         .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None),

@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import DEFAULT_LOCALE, N_, Translator, resolve_locale, translator
-from bot.services import audit, dispositions, outbox
+from bot.services import audit, deadlines, dispositions, outbox
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import DomainError, Forbidden, NotFound
 from bot.services.staff import StaffView
@@ -280,6 +280,9 @@ async def file_report(session: AsyncSession, collector: StaffView, visit_id: int
     visit.revision += 1
     if outcome.status is not None:
         case.status = outcome.status.value
+    if visit.code != "NOT_VISITED" and case.visit_done_at is None:
+        case.visit_done_at = now  # the SOP's visit happened: its deadline reminders stop
+        await deadlines.cancel_visit_reminders(session, case.id, now=now)
     case.next_action = outcome.next_action
     case.next_action_on = visit.action_date
     case.updated_at = now
@@ -334,7 +337,7 @@ async def _request_review(session: AsyncSession, visit: Visit, case: Case, evide
         assert boss.telegram_user_id is not None
         await outbox.enqueue(
             session, chat_id=boss.telegram_user_id, kind="review.request", now=now, protect_content=True,
-            priority=outbox.Priority.URGENT if urgent else outbox.Priority.REVIEW,
+            priority=outbox.Priority.REVIEW,
             text=head + "\n\n" + summary_text(t, case, visit, evidence, tz=calendar.tz),
             buttons=[[(t("review.approve"), f"rv:ok:{visit.id}"), (t("review.return"), f"rv:ret:{visit.id}")],
                      [(t("review.files"), f"rv:files:{visit.id}")]],
@@ -359,7 +362,7 @@ async def review(session: AsyncSession, reviewer: StaffView, visit_id: int, *, a
                                  text=t("review.approved_notice", case_no=case.case_no, name=reviewer.name))
         else:
             await outbox.enqueue(session, chat_id=collector.telegram_user_id, kind="review.returned", now=now,
-                                 priority=outbox.Priority.URGENT,
+                                 priority=outbox.Priority.REVIEW,
                                  text=t("review.returned_notice", case_no=case.case_no, name=reviewer.name,
                                         comment=comment or "-"),
                                  buttons=[[(t("visit.amend"), f"v:amend:{visit.id}")]])

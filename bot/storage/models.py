@@ -141,6 +141,8 @@ class Case(Base):
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"))
     next_action: Mapped[str | None] = mapped_column(String(20))
     next_action_on: Mapped[date | None] = mapped_column(Date, index=True)
+    visit_done_at: Mapped[datetime | None]
+    visit_overdue_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -339,3 +341,71 @@ class Promise(Base):
     status: Mapped[str] = mapped_column(String(10), default=PromiseStatus.OPEN, index=True)
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+
+
+class Reminder(Base):
+    """A message due at a moment: a deadline reminder, an overdue notice, a re-sent request.
+
+    The deadline sweep finds due rows, queues their messages and marks them done in one transaction.
+    ``key`` makes scheduling idempotent: the same reminder for the same deadline exists once.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_pending", "done_at", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    extension_id: Mapped[int | None] = mapped_column(ForeignKey("extension_requests.id"))
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))  # sent | skipped | cancelled
+
+
+class ExtensionStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ExtensionRequest(Base):
+    """A collector asks for more time for a visit; the supervisor decides."""
+
+    __tablename__ = "extension_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    collector_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_on: Mapped[date] = mapped_column(Date)
+    old_due_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(10), default=ExtensionStatus.PENDING, index=True)
+    created_at: Mapped[datetime]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None]
+    times_sent: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ReportRun(Base):
+    """A periodic report that went out: one row per kind and period, so it is sent exactly once."""
+
+    __tablename__ = "report_runs"
+    __table_args__ = (UniqueConstraint("kind", "period_start", name="uq_report_runs_kind_period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # weekly | monthly
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime]
+
+
+class SweepLease(Base):
+    """Which process runs the sweeps: held for a short time and renewed, taken over when it lapses."""
+
+    __tablename__ = "sweep_leases"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]

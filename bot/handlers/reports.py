@@ -1,0 +1,43 @@
+"""/report week|month: a collector's own summary, or a supervisor's team report with its chart and XLSX."""
+
+from __future__ import annotations
+
+from telegram import InputFile, Update
+from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
+
+from bot.context import FieldbotContext
+from bot.handlers.common import require_role
+from bot.i18n import all_translations
+from bot.services import reports
+from bot.storage.models import Role
+
+
+@require_role(Role.COLLECTOR, Role.PHONE_COLLECTOR, Role.SUPERVISOR, Role.ADMIN, Role.TEAM_LEAD)
+async def report(update: Update, context: FieldbotContext) -> None:
+    staff, runtime, t = context.staff, context.runtime, context.t
+    chat = update.effective_chat
+    assert staff is not None and chat is not None
+    words = context.args or []
+    kind = reports.MONTHLY if words and words[0].lower() in ("month", "monthly", "月", "月报") else reports.WEEKLY
+    period = reports.last_period(kind, runtime.calendar.working_date(runtime.clock.now()))
+    async with runtime.db.read() as session:
+        if staff.role in (Role.COLLECTOR, Role.PHONE_COLLECTOR):
+            built = await reports.build(session, period, calendar=runtime.calendar, staff_ids=[staff.id])
+            await context.bot.send_message(chat.id, reports.report_text(t, built, personal=True))
+            return
+        team = None if staff.role is Role.ADMIN else staff.team
+        built = await reports.build(session, period, calendar=runtime.calendar, team=team)
+    stem = f"{kind}-{team or 'all'}-{period.start:%Y%m%d}"
+    await context.bot.send_message(chat.id, reports.report_text(t, built), protect_content=True)
+    await context.bot.send_photo(chat.id, InputFile(reports.chart_png(built), filename=f"{stem}.png"),
+                                 caption=t("report.chart_caption"), protect_content=True)
+    await context.bot.send_document(chat.id, InputFile(reports.xlsx_bytes(t, built, runtime.tz),
+                                                       filename=f"{stem}.xlsx"),
+                                    caption=t("report.xlsx_caption"), protect_content=True)
+
+
+def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
+    return [
+        CommandHandler("report", report),
+        MessageHandler(filters.Text(all_translations("menu.report")), report),
+    ]

@@ -1,0 +1,147 @@
+"""The SOP's clocks as rows: visit deadline reminders, overdue notices, re-sent extension requests.
+
+:func:`schedule_visit` turns a case's visit deadline into reminder rows (the morning of the due day,
+2 hours before, and the overdue notice at the deadline), replacing those of an older deadline.
+:func:`run_due` is the sweep: it takes due rows in small batches, queues their messages in the
+outbox and marks them done in the same transaction, so a reminder that fell due while the bot was
+down goes out once after the restart, and never twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.i18n import DEFAULT_LOCALE, N_, Translator, resolve_locale, translator
+from bot.services import audit, outbox
+from bot.services.calendar import WorkCalendar
+from bot.storage.db import Database
+from bot.storage.models import Assignment, Case, ExtensionRequest, ExtensionStatus, Reminder, Staff
+
+MORNING, BEFORE, OVERDUE, EXTENSION_RESEND = "visit_morning", "visit_2h", "visit_overdue", "extension_resend"
+VISIT_KINDS = (MORNING, BEFORE, OVERDUE)
+BEFORE_DEADLINE = timedelta(hours=2)
+RESEND_AFTER_WORKING_HOURS = 4.0
+BATCH = 200
+CLOSED = ("closed", "paid")
+
+
+def t_for(person: Staff) -> Translator:
+    return translator(resolve_locale(person.locale, None, DEFAULT_LOCALE))
+
+
+async def _add(session: AsyncSession, *, key: str, kind: str, due_at: datetime, now: datetime,
+               case_id: int | None = None, extension_id: int | None = None) -> None:
+    if await session.scalar(select(Reminder.id).where(Reminder.key == key)) is None:
+        session.add(Reminder(key=key, kind=kind, case_id=case_id, extension_id=extension_id, due_at=due_at,
+                             created_at=now))
+        await session.flush()
+
+
+async def cancel_visit_reminders(session: AsyncSession, case_id: int, *, now: datetime) -> None:
+    await session.execute(
+        update(Reminder).where(Reminder.case_id == case_id, Reminder.kind.in_(VISIT_KINDS), Reminder.done_at.is_(None))
+        .values(done_at=now, outcome="cancelled"))
+
+
+async def schedule_visit(session: AsyncSession, case: Case, *, now: datetime, calendar: WorkCalendar) -> None:
+    """Plan the reminders of the case's current visit deadline (those of an older one are cancelled)."""
+    await cancel_visit_reminders(session, case.id, now=now)
+    due = case.visit_due_at
+    if due is None or case.visit_done_at is not None:
+        return
+    morning = datetime.combine(calendar.local(due).date(), calendar.work_start, calendar.tz)
+    stamp = due.isoformat()
+    for kind, at in ((MORNING, morning), (BEFORE, due - BEFORE_DEADLINE), (OVERDUE, due)):
+        if kind != OVERDUE and at <= now:
+            continue  # that moment has passed: no point reminding of it now
+        await _add(session, key=f"{kind}:{case.id}:{stamp}", kind=kind, due_at=at, now=now, case_id=case.id)
+
+
+async def schedule_extension_resend(session: AsyncSession, request: ExtensionRequest, *, now: datetime,
+                                    calendar: WorkCalendar) -> None:
+    at = calendar.add_working_hours(now, RESEND_AFTER_WORKING_HOURS)
+    await _add(session, key=f"{EXTENSION_RESEND}:{request.id}:{request.times_sent}", kind=EXTENSION_RESEND,
+               due_at=at, now=now, case_id=request.case_id, extension_id=request.id)
+
+
+async def _assignee(session: AsyncSession, case_id: int) -> Staff | None:
+    staff: Staff | None = await session.scalar(
+        select(Staff).join(Assignment, Assignment.staff_id == Staff.id)
+        .where(Assignment.case_id == case_id, Assignment.ended_at.is_(None), Staff.active.is_(True)))
+    return staff
+
+
+async def _tell(session: AsyncSession, person: Staff | None, reminder: Reminder, key: str,
+                params: dict[str, object], *, now: datetime, button: tuple[str, str] | None = None) -> bool:
+    if person is None or person.telegram_user_id is None or not person.active:
+        return False
+    t = t_for(person)
+    rendered = {k: (v(t) if callable(v) else v) for k, v in params.items()}
+    await outbox.enqueue(session, chat_id=person.telegram_user_id, kind=f"reminder.{reminder.kind}", now=now,
+                         text=t(key, **rendered), protect_content=True,
+                         buttons=[[(t(button[0]), button[1])]] if button else None,
+                         dedupe_key=f"reminder:{reminder.id}:{person.id}")
+    return True
+
+
+async def _act(session: AsyncSession, reminder: Reminder, *, now: datetime, calendar: WorkCalendar) -> str:
+    """Queue what ``reminder`` stands for; returns its outcome (``sent`` or ``skipped``)."""
+    from bot.services.visits import mask_name, reviewers_of
+
+    if reminder.kind == EXTENSION_RESEND:
+        from bot.services.extensions import resend
+
+        return "sent" if await resend(session, reminder, now=now, calendar=calendar) else "skipped"
+    case = await session.get(Case, reminder.case_id) if reminder.case_id is not None else None
+    if case is None or case.visit_done_at is not None or case.status in CLOSED or case.visit_due_at is None:
+        return "skipped"
+    collector = await _assignee(session, case.id)
+    if collector is None:
+        return "skipped"
+    due = case.visit_due_at
+    common: dict[str, object] = {"case_no": case.case_no, "debtor": mask_name(case.debtor_name),
+                                 "address": case.address, "due": lambda t: t.datetime(due, calendar.tz)}
+    if reminder.kind == MORNING:
+        sent = await _tell(session, collector, reminder, N_("deadline.morning"), common, now=now)
+    elif reminder.kind == BEFORE:
+        sent = await _tell(session, collector, reminder, N_("deadline.two_hours"), common, now=now)
+    else:
+        case.visit_overdue_at = now
+        sent = await _tell(session, collector, reminder, N_("deadline.overdue_collector"), common, now=now,
+                           button=(N_("card.extension"), f"v:ext:{case.id}"))
+        for boss in await reviewers_of(session, collector.id):
+            await _tell(session, boss, reminder, N_("deadline.overdue_supervisor"), {**common, "name": collector.name},
+                        now=now)
+        await audit.record(session, action="case.visit_overdue", object_type="case", object_id=case.id, at=now,
+                           details={"due": due.isoformat(), "collector": collector.id})
+    return "sent" if sent else "skipped"
+
+
+async def run_due(database: Database, *, now: datetime, calendar: WorkCalendar, batch: int = BATCH) -> int:
+    """The deadline sweep: act on every reminder due by ``now``, a batch per transaction."""
+    handled = 0
+    while True:
+        async with database.write() as session:
+            query = (select(Reminder).where(Reminder.done_at.is_(None), Reminder.due_at <= now)
+                     .order_by(Reminder.due_at, Reminder.id).limit(batch))
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list(await session.scalars(query))
+            for reminder in rows:
+                reminder.outcome = await _act(session, reminder, now=now, calendar=calendar)
+                reminder.done_at = now
+        handled += len(rows)
+        if len(rows) < batch:
+            return handled
+        await asyncio.sleep(0)  # let waiting updates run between batches
+
+
+async def pending_extension(session: AsyncSession, case_id: int) -> ExtensionRequest | None:
+    request: ExtensionRequest | None = await session.scalar(
+        select(ExtensionRequest).where(ExtensionRequest.case_id == case_id,
+                                       ExtensionRequest.status == ExtensionStatus.PENDING.value))
+    return request

@@ -1,0 +1,301 @@
+"""Weekly and monthly progress reports: per collector and per team, as text, a PNG chart and an XLSX.
+
+The SOP asks for weekly progress reports and monthly full reports from every collector, and the
+supervisor's monthly team report. Scheduled ones go out at the start of work on Monday (last week)
+and on the 1st (last month); a ``report_runs`` row per period makes each go out exactly once.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.i18n import N_, Translator
+from bot.services import dispositions, outbox
+from bot.services.calendar import WorkCalendar
+from bot.storage.media import MediaStore
+from bot.storage.models import (
+    Assignment,
+    Case,
+    ExtensionRequest,
+    ExtensionStatus,
+    Promise,
+    PromiseStatus,
+    ReportRun,
+    Role,
+    Staff,
+    Visit,
+    VisitStatus,
+)
+
+WEEKLY, MONTHLY = "weekly", "monthly"
+FIELD_ROLES = (Role.COLLECTOR.value, Role.PHONE_COLLECTOR.value)
+COUNTED_VISITS = (VisitStatus.FILED.value, VisitStatus.APPROVED.value, VisitStatus.RETURNED.value)
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str
+    start: date
+    end: date  # exclusive
+
+    @property
+    def last_day(self) -> date:
+        return self.end - timedelta(days=1)
+
+
+def last_period(kind: str, today: date) -> Period:
+    """The last complete week (Monday to Sunday) or calendar month before ``today``."""
+    if kind == WEEKLY:
+        this_monday = today - timedelta(days=today.weekday())
+        return Period(WEEKLY, this_monday - timedelta(days=7), this_monday)
+    first = today.replace(day=1)
+    previous = (first - timedelta(days=1)).replace(day=1)
+    return Period(MONTHLY, previous, first)
+
+
+def due_at(kind: str, today: date, calendar: WorkCalendar) -> datetime:
+    """When the report of the last period is due: Monday (or the 1st) at the start of work."""
+    day = today - timedelta(days=today.weekday()) if kind == WEEKLY else today.replace(day=1)
+    return datetime.combine(day, calendar.work_start, calendar.tz)
+
+
+@dataclass
+class CollectorStats:
+    staff_id: int
+    name: str
+    visits: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
+    promises_made: int = 0
+    promises_kept: int = 0
+    promises_broken: int = 0
+    promised_fen: int = 0
+    paid_fen: int = 0
+    overdue: int = 0
+    extensions: int = 0
+    extensions_approved: int = 0
+
+    def add(self, other: CollectorStats) -> None:
+        for name in ("visits", "promises_made", "promises_kept", "promises_broken", "promised_fen", "paid_fen",
+                     "overdue", "extensions", "extensions_approved"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.by_code.update(other.by_code)
+
+
+@dataclass
+class Report:
+    period: Period
+    team: str | None
+    rows: list[CollectorStats]
+    visits: list[tuple[str, str, str, datetime, str, int | None]]  # collector, bank, case_no, filed, code, amount
+
+    @property
+    def total(self) -> CollectorStats:
+        total = CollectorStats(0, "")
+        for row in self.rows:
+            total.add(row)
+        return total
+
+
+async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar, team: str | None = None,
+                staff_ids: Sequence[int] | None = None) -> Report:
+    """Count what each collector (of ``team``, or the given ones) did in ``period``."""
+    tz = calendar.tz
+    start = datetime.combine(period.start, datetime.min.time(), tz)
+    end = datetime.combine(period.end, datetime.min.time(), tz)
+    query = select(Staff).where(Staff.role.in_(FIELD_ROLES)).order_by(Staff.name, Staff.id)
+    if team is not None:
+        query = query.where(Staff.team == team)
+    if staff_ids is not None:
+        query = query.where(Staff.id.in_(staff_ids))
+    people = list(await session.scalars(query))
+    stats = {p.id: CollectorStats(p.id, p.name) for p in people}
+    ids = list(stats)
+    visit_rows = (await session.execute(
+        select(Visit, Case.bank, Case.case_no).join(Case, Case.id == Visit.case_id)
+        .where(Visit.collector_id.in_(ids), Visit.status.in_(COUNTED_VISITS), Visit.filed_at >= start,
+               Visit.filed_at < end).order_by(Visit.filed_at))).all()
+    details = []
+    for visit, bank, case_no in visit_rows:
+        row = stats[visit.collector_id]
+        row.visits += 1
+        row.by_code[visit.code or "-"] += 1
+        if visit.code in ("PAID", "PART") and visit.amount_fen:
+            row.paid_fen += visit.amount_fen
+        assert visit.filed_at is not None
+        details.append((row.name, bank, case_no, visit.filed_at, visit.code or "-", visit.amount_fen))
+    for promise in await session.scalars(select(Promise).where(Promise.collector_id.in_(ids))):
+        row = stats[promise.collector_id]
+        if start <= promise.created_at < end:
+            row.promises_made += 1
+            row.promised_fen += promise.amount_fen
+        if promise.resolved_at is not None and start <= promise.resolved_at < end:
+            row.promises_kept += promise.status == PromiseStatus.KEPT.value
+            row.promises_broken += promise.status == PromiseStatus.BROKEN.value
+    for staff_id, count in (await session.execute(
+            select(Assignment.staff_id, func.count()).join(Case, Case.id == Assignment.case_id)
+            .where(Assignment.ended_at.is_(None), Assignment.staff_id.in_(ids), Case.visit_overdue_at >= start,
+                   Case.visit_overdue_at < end).group_by(Assignment.staff_id))).all():
+        stats[staff_id].overdue = int(count)
+    for request in await session.scalars(select(ExtensionRequest).where(
+            ExtensionRequest.collector_id.in_(ids), ExtensionRequest.created_at >= start,
+            ExtensionRequest.created_at < end)):
+        stats[request.collector_id].extensions += 1
+        stats[request.collector_id].extensions_approved += request.status == ExtensionStatus.APPROVED.value
+    return Report(period, team, list(stats.values()), details)
+
+
+def _money(t: Translator, fen: int) -> str:
+    return t.money(Decimal(fen) / 100)
+
+
+def _codes(t: Translator, by_code: Counter[str]) -> str:
+    return ", ".join(f"{t(f'code.{code}')} {n}" for code, n in sorted(by_code.items())) or "-"
+
+
+def collector_line(t: Translator, row: CollectorStats) -> str:
+    return t(N_("report.line"), name=row.name, visits=row.visits, codes=_codes(t, row.by_code),
+             made=row.promises_made, kept=row.promises_kept, broken=row.promises_broken,
+             promised=_money(t, row.promised_fen), paid=_money(t, row.paid_fen), overdue=row.overdue,
+             extensions=row.extensions, approved=row.extensions_approved)
+
+
+def report_text(t: Translator, report: Report, *, personal: bool = False) -> str:
+    title = N_("report.title_weekly") if report.period.kind == WEEKLY else N_("report.title_monthly")
+    lines = [t(title, start=t.date(report.period.start), end=t.date(report.period.last_day),
+               team=report.team or t("report.all_teams"))]
+    lines += [collector_line(t, row) for row in report.rows]
+    if not personal:
+        lines.append(t(N_("report.total"), line=collector_line(t, report.total)))
+    return "\n".join(lines)
+
+
+def _label(name: str, staff_id: int) -> str:
+    return name if name.isascii() else f"#{staff_id}"
+
+
+def chart_png(report: Report) -> bytes:
+    """Visits per collector, stacked by result code (names that need CJK fonts are shown as #id)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    codes = [c for c in dispositions.DISPOSITIONS if any(r.by_code.get(c) for r in report.rows)]
+    labels = [_label(r.name, r.staff_id) for r in report.rows] or ["-"]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.8 * len(labels)), 4), dpi=100)
+    try:
+        bottom = [0] * len(report.rows)
+        for code in codes:
+            values = [r.by_code.get(code, 0) for r in report.rows]
+            ax.bar(labels, values, bottom=bottom, label=code)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        if not codes:
+            ax.bar(labels, [0] * len(labels))
+        ax.set_ylabel("visits")
+        ax.set_title(f"{report.team or 'all'} {report.period.start:%Y-%m-%d}..{report.period.last_day:%Y-%m-%d}")
+        if codes:
+            ax.legend(fontsize=7, ncols=2)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def xlsx_bytes(t: Translator, report: Report, tz: ZoneInfo) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = t("report.sheet_summary")[:31]
+    headers = [t(k) for k in (N_("report.col.collector"), N_("report.col.visits"), N_("report.col.promises_made"),
+                              N_("report.col.promises_kept"), N_("report.col.promises_broken"),
+                              N_("report.col.promised"), N_("report.col.paid"), N_("report.col.overdue"),
+                              N_("report.col.extensions"), N_("report.col.extensions_approved"))]
+    codes = list(dispositions.DISPOSITIONS)
+    sheet.append(headers + [t(f"code.{c}") for c in codes])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in [*report.rows, report.total]:
+        sheet.append([row.name or t("report.total_row"), row.visits, row.promises_made, row.promises_kept,
+                      row.promises_broken, row.promised_fen / 100, row.paid_fen / 100, row.overdue,
+                      row.extensions, row.extensions_approved] + [row.by_code.get(c, 0) for c in codes])
+    detail = book.create_sheet(t("report.sheet_visits")[:31])
+    detail.append([t(N_("report.col.collector")), t(N_("report.col.bank")), t(N_("report.col.case")),
+                   t(N_("report.col.filed")), t(N_("report.col.code")), t(N_("report.col.amount"))])
+    for name, bank, case_no, filed, code, amount in report.visits:
+        detail.append([name, bank, case_no, filed.astimezone(tz).replace(tzinfo=None), t(f"code.{code}"),
+                       amount / 100 if amount else None])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+async def send_due(session: AsyncSession, *, now: datetime, calendar: WorkCalendar, media: MediaStore) -> list[Period]:
+    """Queue the weekly and monthly reports whose time has come and that have not gone out yet."""
+    from bot.services.deadlines import t_for
+
+    today = calendar.working_date(now)
+    sent: list[Period] = []
+    first_staff = await session.scalar(select(func.min(Staff.created_at)))
+    for kind in (WEEKLY, MONTHLY):
+        period = last_period(kind, today)
+        if now < due_at(kind, today, calendar) or first_staff is None:
+            continue
+        if calendar.local(first_staff).date() >= period.end:
+            continue  # nobody worked here during that period
+        if await session.scalar(select(ReportRun.id).where(ReportRun.kind == kind,
+                                                           ReportRun.period_start == period.start)):
+            continue
+        try:
+            async with session.begin_nested():
+                session.add(ReportRun(kind=kind, period_start=period.start, period_end=period.end, created_at=now))
+        except IntegrityError:
+            continue  # another process got there first
+        staff = list(await session.scalars(select(Staff).where(Staff.active.is_(True),
+                                                               Staff.telegram_user_id.is_not(None))))
+        for person in staff:
+            t = t_for(person)
+            assert person.telegram_user_id is not None
+            if person.role in FIELD_ROLES:
+                report = await build(session, period, calendar=calendar, staff_ids=[person.id])
+                await outbox.enqueue(session, chat_id=person.telegram_user_id, kind=f"report.{kind}", now=now,
+                                     priority=outbox.Priority.BULK, text=report_text(t, report, personal=True),
+                                     dedupe_key=f"report:{kind}:{period.start}:{person.id}")
+            elif person.role == Role.SUPERVISOR.value:
+                await queue_team_report(session, person, period, now=now, calendar=calendar, media=media)
+        sent.append(period)
+    return sent
+
+
+async def queue_team_report(session: AsyncSession, supervisor: Staff, period: Period, *, now: datetime,
+                            calendar: WorkCalendar, media: MediaStore) -> None:
+    """The team's report to its supervisor: the text, the chart as a photo, the XLSX as a document."""
+    from bot.services.deadlines import t_for
+
+    t = t_for(supervisor)
+    assert supervisor.telegram_user_id is not None
+    report = await build(session, period, calendar=calendar, team=supervisor.team)
+    png = media.put(chart_png(report), kind="reports", suffix=".png")
+    workbook = media.put(xlsx_bytes(t, report, calendar.tz), kind="reports", suffix=".xlsx")
+    stem = f"{period.kind}-{supervisor.team or 'all'}-{period.start:%Y%m%d}"
+    key = f"report:{period.kind}:{period.start}:{supervisor.id}"
+    await outbox.enqueue(session, chat_id=supervisor.telegram_user_id, kind=f"report.{period.kind}", now=now,
+                         priority=outbox.Priority.BULK, text=report_text(t, report), dedupe_key=key)
+    await outbox.enqueue(session, chat_id=supervisor.telegram_user_id, kind=f"report.{period.kind}", now=now,
+                         priority=outbox.Priority.BULK, text=t("report.chart_caption"), dedupe_key=f"{key}:png",
+                         attachment=outbox.Attachment(png.path, f"{stem}.png", as_photo=True))
+    await outbox.enqueue(session, chat_id=supervisor.telegram_user_id, kind=f"report.{period.kind}", now=now,
+                         priority=outbox.Priority.BULK, text=t("report.xlsx_caption"), dedupe_key=f"{key}:xlsx",
+                         attachment=outbox.Attachment(workbook.path, f"{stem}.xlsx"))
