@@ -100,6 +100,8 @@ def build_application(
 ) -> FieldbotApplication:
     """Build the bot. Tests and the demo pass a stand-in ``request``; production passes nothing."""
     runtime = Runtime(settings=settings, db=database or Database(settings.database_url), clock=clock or SystemClock())
+    for locale in SUPPORTED_LOCALES:  # read the catalogs now, not in the middle of the first sweep
+        translator(locale)
 
     async def post_init(application: FieldbotApplication) -> None:
         if migrate_on_start:

@@ -184,8 +184,49 @@ async def scene_visit(demo: Demo) -> None:
     demo.show(h.api.calls[before:])
 
 
+async def _tick(demo: Demo, moment: str) -> None:
+    """Move the clock and run one tick of the sweeps, showing what they sent."""
+    h = demo.harness
+    h.clock.set(datetime.fromisoformat(moment).replace(tzinfo=ZoneInfo("Asia/Shanghai")))
+    demo.note(demo.t("demo.clock", time=moment.replace("T", " ")))
+    before = len(h.api.calls)
+    await h.tick()
+    demo.show(h.api.calls[before:])
+
+
+async def scene_deadlines(demo: Demo) -> None:
+    from bot.services import assignment
+
+    t, h = demo.t, demo.harness
+    demo.title(t("demo.scene.deadlines"))
+    collector = demo.person(9002, demo.people[9002])
+    boss = demo.person(9001, demo.people[9001])
+    async with h.db.write() as session:
+        case = await assignment.find_case(session, "ZS-0002")
+        await assignment.assign_cases(session, [case.id], demo.staff_ids["collector"], actor=None, reason="demo",
+                                      now=h.clock.now(), calendar=h.runtime.calendar)
+        case_id = case.id
+    demo.note(f"$ fieldbot assign ZS-0002 --to {demo.people[9002]}")
+    await _tick(demo, "2026-11-04T09:00")
+    calls = await demo.command(collector, "/visits")
+    card = _button(calls, f"v:card:{case_id}")
+    calls = await demo.press(collector, card["callback_data"], card["text"])
+    await demo.press(collector, f"v:ext:{case_id}", _button(calls, "v:ext:")["text"])
+    await demo.say(collector, "客户本周出差，周五回来" if demo.lang == "zh_CN" else "The debtor is away until Friday")
+    await demo.say(collector, "11-6")
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    approve = _button(h.api.calls[before:], "ex:ok:")
+    await demo.press(boss, approve["callback_data"], approve["text"])
+    await _tick(demo, "2026-11-04T09:30")
+    await _tick(demo, "2026-11-06T09:00")
+    await _tick(demo, "2026-11-09T09:00")
+    await _tick(demo, "2026-12-04T09:00")
+
+
 Scene = Callable[[Demo], Awaitable[None]]
-SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit]
+SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:

@@ -22,7 +22,8 @@ async def report(update: Update, context: FieldbotContext) -> None:
     period = reports.last_period(kind, runtime.calendar.working_date(runtime.clock.now()))
     async with runtime.db.read() as session:
         if staff.role in (Role.COLLECTOR, Role.PHONE_COLLECTOR):
-            built = await reports.build(session, period, calendar=runtime.calendar, staff_ids=[staff.id])
+            built = await reports.build(session, period, calendar=runtime.calendar, staff_ids=[staff.id],
+                                        team=staff.team)
             await context.bot.send_message(chat.id, reports.report_text(t, built, personal=True))
             return
         team = None if staff.role is Role.ADMIN else staff.team

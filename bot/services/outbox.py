@@ -56,8 +56,12 @@ async def enqueue(
     attachment: Attachment | None = None,
     not_before: datetime | None = None,
     dedupe_key: str | None = None,
+    flush: bool = True,
 ) -> OutboxMessage | None:
-    """Queue one message. With ``dedupe_key``, a second enqueue of the same key does nothing."""
+    """Queue one message. With ``dedupe_key``, a second enqueue of the same key does nothing.
+
+    ``flush=False`` leaves the INSERT to the transaction's next flush (sweeps queue many at once).
+    """
     if dedupe_key is not None:
         existing = await session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key))
         if existing is not None:
@@ -74,7 +78,8 @@ async def enqueue(
         created_at=now, next_attempt_at=max(now, not_before) if not_before else now, attempts=0,
     )
     session.add(row)
-    await session.flush()
+    if flush:
+        await session.flush()
     return row
 
 

@@ -175,7 +175,9 @@ def report_text(t: Translator, report: Report, *, personal: bool = False) -> str
                team=report.team or t("report.all_teams"))]
     lines += [collector_line(t, row) for row in report.rows]
     if not personal:
-        lines.append(t(N_("report.total"), line=collector_line(t, report.total)))
+        total = report.total
+        total.name = t("report.total_row")
+        lines.append(collector_line(t, total))
     return "\n".join(lines)
 
 
@@ -269,7 +271,7 @@ async def send_due(session: AsyncSession, *, now: datetime, calendar: WorkCalend
             t = t_for(person)
             assert person.telegram_user_id is not None
             if person.role in FIELD_ROLES:
-                report = await build(session, period, calendar=calendar, staff_ids=[person.id])
+                report = await build(session, period, calendar=calendar, staff_ids=[person.id], team=person.team)
                 await outbox.enqueue(session, chat_id=person.telegram_user_id, kind=f"report.{kind}", now=now,
                                      priority=outbox.Priority.BULK, text=report_text(t, report, personal=True),
                                      dedupe_key=f"report:{kind}:{period.start}:{person.id}")

@@ -135,8 +135,9 @@ async def visit_list(session: AsyncSession, collector: StaffView, *, now: dateti
         if origin is not None and case.lat is not None and case.lon is not None:
             distance = geodesic(origin, (case.lat, case.lon)).meters
         due = case.visit_due_at
-        items.append(ListItem(case, distance, overdue=due is not None and due < now,
-                              due_today=due is not None and now <= due <= end_of_today, draft_visit_id=draft_id))
+        overdue = case.visit_done_at is None and (case.visit_overdue_at is not None or (due is not None and due <= now))
+        items.append(ListItem(case, distance, overdue=overdue,
+                              due_today=due is not None and now < due <= end_of_today, draft_visit_id=draft_id))
     far = float("inf")
     items.sort(key=lambda i: (i.case.visit_due_at or datetime.max.replace(tzinfo=now.tzinfo),
                               i.distance_m if i.distance_m is not None else far, i.case.id))

@@ -17,6 +17,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import configure_mappers
+
+import bot.storage.models  # noqa: F401  (the mappers configure_mappers() sets up)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _BEGIN_OPTION = "fieldbot_sqlite_begin"
@@ -70,6 +73,8 @@ class Database:
             reader = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
         else:
             reader = self.engine
+        # Mapper set-up is slow the first time (tens of ms): do it here, not inside the first update.
+        configure_mappers()
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(reader, expire_on_commit=False)
 
