@@ -44,3 +44,34 @@ async def field(harness: BotHarness) -> dict[str, int]:
     await harness.deliver_outbox()
     harness.api.clear()
     return ids
+
+
+async def file_visit(harness: BotHarness, collector_id: int, case_id: int, code: str, answers: dict[str, object],
+                     *, minutes_later: int = 0) -> int:
+    """A whole visit through the services (check-in, result, a recording, filing); returns the visit id."""
+    from sqlalchemy import select as _select
+
+    from bot.services import visits as visit_service
+    from bot.services.staff import StaffView
+    from bot.storage.models import Evidence, Staff
+
+    runtime = harness.runtime
+    now = runtime.clock.now()
+    async with harness.db.write() as session:
+        person = (await session.scalars(_select(Staff).where(Staff.id == collector_id))).one()
+        me = StaffView.of(person)
+        visit = await visit_service.start(session, me, case_id, now=now)
+        case = await session.get(Case, case_id)
+        assert case is not None
+        await visit_service.check_in(session, me, visit.id, lat=case.lat or 31.0, lon=case.lon or 121.0, sent_at=now,
+                                     forwarded=False, now=now, radius_m=300)
+        await visit_service.set_duration(session, me, visit.id, 30, now=now)
+        await visit_service.set_code(session, me, visit.id, code, now=now)
+        for name, value in answers.items():
+            await visit_service.answer(session, me, visit.id, name, value, now=now)
+        session.add(Evidence(visit_id=visit.id, kind="voice", status="stored", sha256="0" * 64, path="x", size=1,
+                             mime_type="audio/ogg", file_id=f"f{visit.id}", file_unique_id=f"u{visit.id}",
+                             sender_id=me.id, sent_at=now, stored_at=now))
+        await session.flush()
+        await visit_service.file_report(session, me, visit.id, now=now, calendar=runtime.calendar)
+        return visit.id
