@@ -12,6 +12,11 @@ DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_API_FILE_URL = "https://api.telegram.org/file/bot"
 
 
+# Who an unacknowledged alarm goes to, level by level (FIELDBOT_ESCALATION, comma-separated):
+# the collector's own supervisor(s), the team lead(s) of the team, every other supervisor, the admins.
+ESCALATION_LEVELS = ("supervisor", "team_lead", "supervisors", "admin")
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the variable."""
 
@@ -40,6 +45,10 @@ class Settings(BaseSettings):
     import_batch_size: int = 200
     max_extension_days: int = 3
     supervisors_chat_id: int | None = None
+    sos_ack_timeout_s: int = 120
+    sos_reping_s: int = 600
+    safety_grace_s: int = 300
+    escalation: list[str] = Field(default_factory=lambda: ["supervisor", "team_lead", "supervisors", "admin"])
     log_level: str = "INFO"
 
     @field_validator("default_locale")
@@ -56,6 +65,17 @@ class Settings(BaseSettings):
     def _split_dirs(cls, value: object) -> object:
         if isinstance(value, str):
             return [part for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("escalation", mode="before")
+    @classmethod
+    def _split_levels(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            unknown = [v for v in value if v not in ESCALATION_LEVELS]
+            if unknown or not value:
+                raise ValueError(f"levels must be some of {', '.join(ESCALATION_LEVELS)}")
         return value
 
     @field_validator("timezone")

@@ -18,8 +18,9 @@ from bot.storage.models import Role
 
 # Main reply-keyboard rows per role, as message ids. Each flow adds its buttons here.
 ROLE_MENU: dict[Role, list[list[str]]] = {
-    Role.COLLECTOR: [[N_("menu.visits")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
-    Role.PHONE_COLLECTOR: [[N_("menu.visits")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
+    Role.COLLECTOR: [[N_("menu.visits"), N_("menu.sos")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
+    Role.PHONE_COLLECTOR: [[N_("menu.visits"), N_("menu.sos")],
+                           [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
     Role.SUPERVISOR: [[N_("menu.assign"), N_("menu.report")], [N_("menu.help"), N_("menu.language")]],
     Role.TEAM_LEAD: [[N_("menu.help"), N_("menu.language")]],
     Role.ADMIN: [[N_("menu.import"), N_("menu.assign")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
@@ -34,10 +35,12 @@ COMMON_COMMANDS: list[tuple[str, str]] = [
 ROLE_COMMANDS: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
 ROLE_COMMANDS[Role.SUPERVISOR] += [("assign", N_("command.assign")), ("report", N_("command.report"))]
 ROLE_COMMANDS[Role.ADMIN] += [("report", N_("command.report"))]
-ROLE_COMMANDS[Role.COLLECTOR] += [("visits", N_("command.visits")), ("report", N_("command.report")),
-                                  ("cancel", N_("command.cancel"))]
-ROLE_COMMANDS[Role.PHONE_COLLECTOR] += [("visits", N_("command.visits")), ("report", N_("command.report")),
-                                        ("cancel", N_("command.cancel"))]
+FIELD_COMMANDS = [("visits", N_("command.visits")), ("sos", N_("command.sos")), ("safe", N_("command.safe")),
+                  ("pin", N_("command.pin")), ("report", N_("command.report")), ("cancel", N_("command.cancel"))]
+ROLE_COMMANDS[Role.COLLECTOR] += FIELD_COMMANDS
+ROLE_COMMANDS[Role.PHONE_COLLECTOR] += FIELD_COMMANDS
+for _responder in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
+    ROLE_COMMANDS[_responder] += [("incidents", N_("command.incidents"))]
 ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}

@@ -16,12 +16,28 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.context import RUNTIME_KEY
 from bot.runtime import Runtime
-from bot.services import assignment, deadlines, leases, promises, reports
+from bot.services import assignment, deadlines, incidents, leases, outbox, promises, reports
 from scheduler.outbox_sender import send_due
 
 log = logging.getLogger(__name__)
 
 Sweep = Callable[[Runtime, ExtBot[Any]], Awaitable[int]]
+
+
+async def emergency_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    """Escalate unacknowledged alarms, re-ping owners, run the visit safety timers."""
+    policy = incidents.Policy.of(runtime.settings)
+    now = runtime.clock.now()
+    async with runtime.db.write() as session:
+        escalated = await incidents.escalate_due(session, now=now, policy=policy)
+        pinged = await incidents.reping_due(session, now=now, policy=policy)
+        prompted, alarmed = await incidents.safety_due(session, now=now, policy=policy)
+    return escalated + pinged + prompted + alarmed
+
+
+async def alert_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    """Alerts and urgent messages only: they never wait behind reminders or reports."""
+    return await send_due(bot, runtime, max_priority=outbox.Priority.URGENT)
 
 
 async def outbox_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
@@ -50,6 +66,8 @@ async def unassigned_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
 
 # name, sweep, interval in seconds. The deadline-like sweeps run before the outbox in one tick.
 SWEEPS: list[tuple[str, Sweep, float]] = [
+    ("emergency", emergency_sweep, 5.0),
+    ("alerts", alert_sweep, 1.0),
     ("deadlines", deadline_sweep, 30.0),
     ("promises", promise_sweep, 300.0),
     ("reports", report_sweep, 300.0),

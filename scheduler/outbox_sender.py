@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import ExtBot
 
 from bot.ratelimit import NO_RETRY
 from bot.runtime import Runtime
-from bot.services import outbox
+from bot.services import incidents, outbox
 from bot.storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,27 @@ async def _deliver(bot: ExtBot[Any], runtime: Runtime, row: OutboxMessage) -> Me
     if row.method == "sendMessage" or not file:
         return await bot.send_message(row.chat_id, payload["text"], **common)
     path = runtime.settings.data_dir / file["path"]
-    with path.open("rb") as handle:
-        if row.method == "sendPhoto":
-            return await bot.send_photo(row.chat_id, handle, caption=payload["text"][:1024], **common)
-        return await bot.send_document(row.chat_id, handle, filename=file["filename"],
-                                       caption=payload["text"][:1024], **common)
+    upload = InputFile(await asyncio.to_thread(path.read_bytes), filename=file["filename"])
+    if row.method == "sendPhoto":
+        return await bot.send_photo(row.chat_id, upload, caption=payload["text"][:1024], **common)
+    return await bot.send_document(row.chat_id, upload, caption=payload["text"][:1024], **common)
+
+
+async def _record(runtime: Runtime, row: OutboxMessage, *, ok: bool, error: str | None = None,
+                  retry_after: float | None = None, final: bool = False, message_id: int | None = None) -> None:
+    """Mark the row (sent, retry later, or failed for good) and tell what it belongs to, in one transaction."""
+    now = runtime.clock.now()
+    async with runtime.db.write() as session:
+        if ok:
+            updated = await outbox.mark_sent(session, row.id, telegram_message_id=message_id, now=now)
+        elif final:
+            updated = await outbox.mark_failed(session, row.id, error=error or "", now=now)
+        else:
+            updated = await outbox.mark_retry(session, row.id, error=error or "", now=now, retry_after=retry_after)
+        meta = row.payload.get("meta")
+        if meta and "incident_id" in meta and updated is not None:
+            await incidents.record_delivery(session, meta, ok=ok, now=now, chat_id=row.chat_id, error=error,
+                                            attempts=updated.attempts)
 
 
 async def send_due(bot: ExtBot[Any], runtime: Runtime, *, limit: int = 20, max_priority: int | None = None) -> int:
@@ -56,22 +73,16 @@ async def send_due(bot: ExtBot[Any], runtime: Runtime, *, limit: int = 20, max_p
             value = exc.retry_after
             retry = value.total_seconds() if isinstance(value, timedelta) else float(value)
             log.warning("outbox #%s: flood control, retry after %ss", row.id, retry)
-            async with runtime.db.write() as session:
-                await outbox.mark_retry(session, row.id, error=f"429 retry_after={retry}", now=runtime.clock.now(),
-                                        retry_after=retry)
+            await _record(runtime, row, ok=False, error=f"429 retry_after={retry}", retry_after=retry)
             continue
         except (Forbidden, BadRequest) as exc:
             log.error("outbox #%s to %s failed for good: %s", row.id, row.chat_id, exc)
-            async with runtime.db.write() as session:
-                await outbox.mark_failed(session, row.id, error=f"{type(exc).__name__}: {exc}",
-                                         now=runtime.clock.now())
+            await _record(runtime, row, ok=False, error=f"{type(exc).__name__}: {exc}", final=True)
             continue
         except (NetworkError, TimedOut, OSError) as exc:
             log.warning("outbox #%s: network problem, will retry: %s", row.id, exc)
-            async with runtime.db.write() as session:
-                await outbox.mark_retry(session, row.id, error=f"{type(exc).__name__}: {exc}", now=runtime.clock.now())
+            await _record(runtime, row, ok=False, error=f"{type(exc).__name__}: {exc}")
             continue
-        async with runtime.db.write() as session:
-            await outbox.mark_sent(session, row.id, telegram_message_id=message.message_id, now=runtime.clock.now())
+        await _record(runtime, row, ok=True, message_id=message.message_id)
         delivered += 1
     return delivered

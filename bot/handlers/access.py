@@ -10,7 +10,7 @@ from telegram.ext import ApplicationHandlerStop, TypeHandler
 from bot.context import FieldbotContext
 from bot.handlers.routing import Caller, remember
 from bot.i18n import resolve_locale, translator
-from bot.services import flows
+from bot.services import flows, incidents
 from bot.services import staff as staff_service
 from bot.services.staff import StaffView
 
@@ -36,7 +36,10 @@ async def identify(update: Update, context: FieldbotContext) -> None:
         staff = await staff_service.active_by_telegram_id(session, user.id)
         view = StaffView.of(staff) if staff is not None else None
         flow = await flows.current(session, view.id) if view is not None else None
-    remember(update, Caller(view, flow))
+        alarm = await incidents.open_for(session, view.id) if view is not None else None
+    remember(update, Caller(view, flow, alarm.id if alarm is not None else None))
+    if update.edited_message is not None and (alarm is None or update.edited_message.location is None):
+        raise ApplicationHandlerStop  # an edited old message is not a new answer; live locations feed an alarm
     default = runtime.settings.default_locale
     context.staff = view
     context.flow = flow

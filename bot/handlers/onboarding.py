@@ -15,6 +15,7 @@ from bot.services import flows, invites
 from bot.services import staff as staff_service
 from bot.services.invites import RedeemOutcome
 from bot.services.staff import StaffView
+from bot.storage.models import Role
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ async def start(update: Update, context: FieldbotContext) -> None:
         context.t = translator(staff.locale or context.t.locale)
         key = N_("start.greeting") if result.outcome is RedeemOutcome.OK else N_("start.welcome_back")
         await show_menu(update, context, staff, key)
+        if result.outcome is RedeemOutcome.OK and staff.role in (Role.COLLECTOR, Role.PHONE_COLLECTOR):
+            await say(update, context, "pin.onboarding_hint")
         return
     log.info("invite refused for telegram user %s: %s", user.id, result.outcome.value)
     await say(update, context, REFUSALS[result.outcome])

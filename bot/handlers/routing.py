@@ -25,6 +25,7 @@ _MAX_REMEMBERED = 10_000
 class Caller:
     staff: StaffView | None
     flow: FlowView | None
+    open_incident: int | None = None
 
 
 _callers: OrderedDict[int, Caller] = OrderedDict()
@@ -66,3 +67,11 @@ class InStep(filters.UpdateFilter):
         if caller is None or caller.flow is None or caller.flow.flow != self.flow:
             return False
         return not self.steps or caller.flow.step in self.steps
+
+
+class HasOpenAlarm(filters.UpdateFilter):
+    """The sender has an open emergency (their locations then go to it)."""
+
+    def filter(self, update: Update) -> bool:
+        caller = caller_of(update)
+        return caller is not None and caller.open_incident is not None

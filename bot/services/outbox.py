@@ -57,6 +57,7 @@ async def enqueue(
     not_before: datetime | None = None,
     dedupe_key: str | None = None,
     flush: bool = True,
+    meta: dict[str, Any] | None = None,
 ) -> OutboxMessage | None:
     """Queue one message. With ``dedupe_key``, a second enqueue of the same key does nothing.
 
@@ -67,6 +68,8 @@ async def enqueue(
         if existing is not None:
             return None
     payload: dict[str, Any] = {"text": text, "protect_content": protect_content}
+    if meta:
+        payload["meta"] = meta  # what the message belongs to (e.g. an incident), for delivery records
     if buttons:
         payload["buttons"] = [[list(b) for b in row] for row in buttons]
     method = "sendMessage"
@@ -118,8 +121,13 @@ async def mark_sent(session: AsyncSession, message_id: int, *, telegram_message_
     return row
 
 
-def backoff(attempts: int) -> timedelta:
-    return min(timedelta(seconds=2 ** min(attempts, 12)), MAX_BACKOFF)
+ALERT_MAX_BACKOFF = timedelta(seconds=10)
+
+
+def backoff(attempts: int, priority: int = Priority.NORMAL) -> timedelta:
+    """2, 4, 8, ... seconds; alerts never wait more than 10 s between tries, others 5 minutes."""
+    ceiling = ALERT_MAX_BACKOFF if priority <= Priority.URGENT else MAX_BACKOFF
+    return min(timedelta(seconds=2 ** min(attempts, 12)), ceiling)
 
 
 async def mark_retry(session: AsyncSession, message_id: int, *, error: str, now: datetime,
@@ -133,7 +141,7 @@ async def mark_retry(session: AsyncSession, message_id: int, *, error: str, now:
     if row.attempts >= MAX_ATTEMPTS:
         row.failed_at = now
     else:
-        wait = timedelta(seconds=retry_after) if retry_after is not None else backoff(row.attempts)
+        wait = timedelta(seconds=retry_after) if retry_after is not None else backoff(row.attempts, row.priority)
         row.next_attempt_at = now + wait
     return row
 

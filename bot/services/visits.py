@@ -277,6 +277,7 @@ async def file_report(session: AsyncSession, collector: StaffView, visit_id: int
     resubmission = visit.status == VisitStatus.RETURNED.value
     visit.status = VisitStatus.FILED.value
     visit.filed_at = now
+    visit.safety_due_at = visit.safety_prompted_at = None  # filing stops the safety timer
     visit.updated_at = now
     visit.revision += 1
     if outcome.status is not None:

@@ -87,6 +87,8 @@ class Staff(Base):
     last_lat: Mapped[float | None] = mapped_column(Float)
     last_lon: Mapped[float | None] = mapped_column(Float)
     last_location_at: Mapped[datetime | None]
+    safety_pin_hash: Mapped[str | None] = mapped_column(String(200))
+    duress_pin_hash: Mapped[str | None] = mapped_column(String(200))
 
     supervisor: Mapped[Staff | None] = relationship(remote_side=[id])
 
@@ -294,6 +296,7 @@ class Visit(Base):
     checkin_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     planned_minutes: Mapped[int | None] = mapped_column(Integer)
     safety_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    safety_prompted_at: Mapped[datetime | None]
     code: Mapped[str | None] = mapped_column(String(20))
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     action_date: Mapped[date | None] = mapped_column(Date)
@@ -409,3 +412,53 @@ class SweepLease(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"  # raised, nobody owns it yet: it escalates
+    ACKNOWLEDGED = "acknowledged"  # someone owns it and is reminded until it is resolved
+    RESOLVED = "resolved"
+
+
+class Incident(Base):
+    """An emergency: SOS, a missed safety check-in, or a duress PIN. Its timers are columns, swept."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collector_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
+    reason: Mapped[str] = mapped_column(String(20))  # sos | missed_checkin
+    status: Mapped[str] = mapped_column(String(14), default=IncidentStatus.OPEN, index=True)
+    raised_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    rounds: Mapped[int] = mapped_column(Integer, default=1)
+    next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    acknowledged_at: Mapped[datetime | None]
+    next_ping_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_delivered_at: Mapped[datetime | None]
+    duress: Mapped[bool] = mapped_column(Boolean, default=False)
+    collector_safe_at: Mapped[datetime | None]
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    location_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    resolution: Mapped[str | None] = mapped_column(String(20))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentEvent(Base):
+    """One step on an incident's timeline: raised, delivered (to whom, when), retried, acknowledged, ..."""
+
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(20))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,473 @@
+"""Emergencies: SOS, missed safety check-ins and duress, escalated until someone owns them.
+
+The SOP: personal safety first; the supervisor is told at once and stays in contact until the matter
+is resolved. An alarm is a row with timers (``next_escalation_at``, ``next_ping_at``) that the
+emergency sweep acts on, so a restart loses nothing. Alerts leave through the outbox at the highest
+priority; every step (raised, queued and delivered to whom and when, retries, acknowledged,
+escalated, locations, resolved) is an event on the incident's timeline and in the audit log.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.i18n import DEFAULT_LOCALE, N_, Translator, translator
+from bot.services import audit, outbox
+from bot.services.deadlines import t_for
+from bot.services.errors import DomainError, Forbidden, NotFound
+from bot.services.staff import StaffView
+from bot.storage.models import (
+    Case,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    Role,
+    Staff,
+    Visit,
+    VisitStatus,
+)
+
+RESOLUTIONS = ("false_alarm", "resolved_safely", "police", "injury", "other")
+RESPONDERS = (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN)
+OPEN = (IncidentStatus.OPEN.value, IncidentStatus.ACKNOWLEDGED.value)
+LABELS = (N_("incident.reason.sos"), N_("incident.reason.missed_checkin"), N_("resolution.false_alarm"),
+          N_("resolution.resolved_safely"), N_("resolution.police"), N_("resolution.injury"), N_("resolution.other"),
+          N_("resolution.collector_safe"))
+
+
+@dataclass(frozen=True)
+class Policy:
+    ack_timeout: timedelta
+    reping: timedelta
+    safety_grace: timedelta
+    ladder: tuple[str, ...]
+    group_chat_id: int | None
+    tz: ZoneInfo
+
+    @classmethod
+    def of(cls, settings: Settings) -> Policy:
+        return cls(timedelta(seconds=settings.sos_ack_timeout_s), timedelta(seconds=settings.sos_reping_s),
+                   timedelta(seconds=settings.safety_grace_s), tuple(settings.escalation),
+                   settings.supervisors_chat_id, ZoneInfo(settings.timezone))
+
+
+async def event(session: AsyncSession, incident: Incident, kind: str, *, now: datetime, staff_id: int | None = None,
+                **details: Any) -> None:
+    session.add(IncidentEvent(incident_id=incident.id, at=now, kind=kind, staff_id=staff_id, details=details))
+    await session.flush()
+
+
+async def open_for(session: AsyncSession, collector_id: int) -> Incident | None:
+    incident: Incident | None = await session.scalar(
+        select(Incident).where(Incident.collector_id == collector_id, Incident.status.in_(OPEN))
+        .order_by(Incident.id.desc()).limit(1))
+    return incident
+
+
+async def _people(session: AsyncSession, query: Any) -> list[Staff]:
+    return list(await session.scalars(query.where(Staff.active.is_(True), Staff.telegram_user_id.is_not(None))))
+
+
+async def recipients(session: AsyncSession, collector: Staff, level: str) -> list[Staff]:
+    """Who one level of the ladder is, for ``collector``."""
+    if level == "supervisor":
+        if collector.supervisor_id is not None:
+            own = await _people(session, select(Staff).where(Staff.id == collector.supervisor_id))
+            if own:
+                return own
+        return await _people(session, select(Staff).where(Staff.role == Role.SUPERVISOR.value,
+                                                          Staff.team == collector.team))
+    if level == "team_lead":
+        return await _people(session, select(Staff).where(Staff.role == Role.TEAM_LEAD.value,
+                                                          Staff.team == collector.team))
+    if level == "supervisors":
+        return await _people(session, select(Staff).where(Staff.role == Role.SUPERVISOR.value))
+    return await _people(session, select(Staff).where(Staff.role == Role.ADMIN.value))
+
+
+def _where(t: Translator, incident: Incident, now: datetime, tz: ZoneInfo) -> str:
+    if incident.lat is None or incident.lon is None or incident.location_at is None:
+        return t("incident.where_unknown")
+    minutes = max(0, int((now - incident.location_at).total_seconds() // 60))
+    link = f"https://uri.amap.com/marker?position={incident.lon:.6f},{incident.lat:.6f}"
+    return t("incident.where", lat=f"{incident.lat:.5f}", lon=f"{incident.lon:.5f}", minutes=minutes, link=link)
+
+
+async def alert_text(session: AsyncSession, t: Translator, incident: Incident, *, now: datetime, tz: ZoneInfo,
+                     head: str) -> str:
+    collector = await session.get(Staff, incident.collector_id)
+    assert collector is not None
+    lines = [t(head, name=collector.name, id=incident.id),
+             t("incident.who", phone=collector.phone or "-", team=collector.team or "-"),
+             _where(t, incident, now, tz)]
+    if incident.case_id is not None:
+        case = await session.get(Case, incident.case_id)
+        if case is not None:
+            lines.append(t("incident.visit", case_no=case.case_no, address=case.address))
+    lines.append(t("incident.when", time=t.datetime(incident.raised_at, tz),
+                   reason=t(f"incident.reason.{incident.reason}")))
+    return "\n".join(lines)
+
+
+async def _alert(session: AsyncSession, incident: Incident, people: Sequence[Staff], *, now: datetime,
+                 policy: Policy, level: str, head: str = N_("incident.alert")) -> int:
+    """Queue the alert, at alert priority, to each person (and the group chat on the first level)."""
+    queued = 0
+    for person in people:
+        t = t_for(person)
+        assert person.telegram_user_id is not None
+        text = await alert_text(session, t, incident, now=now, tz=policy.tz, head=head)
+        await outbox.enqueue(session, chat_id=person.telegram_user_id, kind="incident.alert", now=now, text=text,
+                             priority=outbox.Priority.ALERT, buttons=[[(t("incident.ack"), f"sos:ack:{incident.id}")]],
+                             meta={"incident_id": incident.id, "staff_id": person.id},
+                             dedupe_key=f"incident:{incident.id}:{incident.rounds}:{level}:{head}:{person.id}")
+        await event(session, incident, "queued", now=now, staff_id=person.id, level=level)
+        queued += 1
+    if level == policy.ladder[0] and policy.group_chat_id is not None and incident.rounds == 1:
+        t = t_for(people[0]) if people else translator(DEFAULT_LOCALE)
+        text = await alert_text(session, t, incident, now=now, tz=policy.tz, head=head)
+        await outbox.enqueue(session, chat_id=policy.group_chat_id, kind="incident.alert", now=now, text=text,
+                             priority=outbox.Priority.ALERT, buttons=[[(t("incident.ack"), f"sos:ack:{incident.id}")]],
+                             meta={"incident_id": incident.id, "staff_id": None},
+                             dedupe_key=f"incident:{incident.id}:group:{head}")
+        await event(session, incident, "queued", now=now, level=level, chat="group")
+        queued += 1
+    return queued
+
+
+async def _alert_level(session: AsyncSession, incident: Incident, *, now: datetime, policy: Policy) -> int:
+    """Alert the incident's current level; an empty level passes straight to the next one."""
+    collector = await session.get(Staff, incident.collector_id)
+    assert collector is not None
+    for _ in range(len(policy.ladder)):
+        level = policy.ladder[incident.level - 1]
+        people = await recipients(session, collector, level)
+        if people or (level == policy.ladder[0] and policy.group_chat_id is not None):
+            return await _alert(session, incident, people, now=now, policy=policy, level=level)
+        await event(session, incident, "level_empty", now=now, level=level)
+        _next_level(incident, policy)
+    return 0
+
+
+def _next_level(incident: Incident, policy: Policy) -> None:
+    if incident.level >= len(policy.ladder):
+        incident.level, incident.rounds = 1, incident.rounds + 1  # the whole ladder again
+    else:
+        incident.level += 1
+
+
+async def raise_alarm(session: AsyncSession, collector_id: int, *, reason: str, now: datetime,
+                      policy: Policy) -> tuple[Incident, bool]:
+    """Raise (or, pressed again, re-send) the collector's alarm. Returns (incident, newly raised)."""
+    existing = await open_for(session, collector_id)
+    if existing is not None:
+        await event(session, existing, "raised_again", now=now, staff_id=collector_id, reason=reason)
+        if existing.status == IncidentStatus.OPEN.value:
+            await _alert_level(session, existing, now=now, policy=policy)
+        return existing, False
+    collector = await session.get(Staff, collector_id)
+    assert collector is not None
+    visit = await session.scalar(select(Visit).where(Visit.collector_id == collector_id,
+                                                     Visit.status == VisitStatus.DRAFT.value)
+                                 .order_by(Visit.updated_at.desc()).limit(1))
+    incident = Incident(collector_id=collector_id, reason=reason, status=IncidentStatus.OPEN.value, raised_at=now,
+                        updated_at=now, level=1, rounds=1, next_escalation_at=now + policy.ack_timeout,
+                        case_id=visit.case_id if visit else None, visit_id=visit.id if visit else None,
+                        lat=collector.last_lat, lon=collector.last_lon, location_at=collector.last_location_at,
+                        duress=False)
+    session.add(incident)
+    await session.flush()
+    if visit is not None:
+        visit.incident_id = incident.id
+    await event(session, incident, "raised", now=now, staff_id=collector_id, reason=reason)
+    await audit.record(session, action="incident.raised", object_type="incident", object_id=incident.id,
+                       actor_id=collector_id, at=now, details={"reason": reason, "case_id": incident.case_id})
+    await _alert_level(session, incident, now=now, policy=policy)
+    return incident, True
+
+
+async def record_delivery(session: AsyncSession, meta: dict[str, Any], *, ok: bool, now: datetime,
+                          chat_id: int, error: str | None = None, attempts: int = 1) -> None:
+    """The outbox tells the incident how each alert went: delivered, or a retry with the error."""
+    incident = await session.get(Incident, int(meta["incident_id"]))
+    if incident is None:
+        return
+    staff_id = meta.get("staff_id")
+    if ok:
+        if incident.first_delivered_at is None:
+            incident.first_delivered_at = now
+        await event(session, incident, "delivered", now=now, staff_id=staff_id, chat_id=chat_id, attempts=attempts,
+                    seconds=round((now - incident.raised_at).total_seconds(), 1))
+        await audit.record(session, action="incident.delivered", object_type="incident", object_id=incident.id,
+                           at=now, details={"to": staff_id, "chat_id": chat_id, "attempts": attempts})
+    else:
+        await event(session, incident, "send_failed", now=now, staff_id=staff_id, chat_id=chat_id, error=error,
+                    attempts=attempts)
+
+
+async def _alerted(session: AsyncSession, incident: Incident) -> list[Staff]:
+    ids = set(await session.scalars(select(IncidentEvent.staff_id).where(
+        IncidentEvent.incident_id == incident.id, IncidentEvent.kind == "queued", IncidentEvent.staff_id.is_not(None))))
+    return list(await session.scalars(select(Staff).where(Staff.id.in_(ids)))) if ids else []
+
+
+async def _tell(session: AsyncSession, people: Sequence[Staff], key: str, *, now: datetime, kind: str,
+                priority: outbox.Priority = outbox.Priority.ALERT, buttons: list[list[tuple[str, str]]] | None = None,
+                **params: Any) -> None:
+    for person in people:
+        if person.telegram_user_id is None or not person.active:
+            continue
+        t = t_for(person)
+        await outbox.enqueue(session, chat_id=person.telegram_user_id, kind=kind, now=now, text=t(key, **params),
+                             priority=priority, buttons=buttons)
+
+
+def _check_responder(staff: StaffView, incident_id: int) -> None:
+    if staff.role not in RESPONDERS:
+        raise Forbidden(subject=("incident", incident_id))
+
+
+async def acknowledge(session: AsyncSession, staff: StaffView, incident_id: int, *, now: datetime,
+                      policy: Policy) -> Incident:
+    """The first responder to press "I'm on it" owns the incident; everyone else and the collector hear who."""
+    _check_responder(staff, incident_id)
+    incident = await session.get(Incident, incident_id, with_for_update=True)
+    if incident is None:
+        raise NotFound()
+    if incident.status != IncidentStatus.OPEN.value:
+        owner = await session.get(Staff, incident.owner_id) if incident.owner_id else None
+        raise DomainError(N_("incident.error.taken"), name=owner.name if owner else "-")
+    incident.status, incident.owner_id, incident.acknowledged_at = IncidentStatus.ACKNOWLEDGED.value, staff.id, now
+    incident.next_escalation_at = None
+    incident.next_ping_at = now + policy.reping
+    incident.updated_at = now
+    await event(session, incident, "acknowledged", now=now, staff_id=staff.id,
+                seconds=round((now - incident.raised_at).total_seconds(), 1))
+    await audit.record(session, action="incident.acknowledged", object_type="incident", object_id=incident.id,
+                       actor_id=staff.id, at=now)
+    others = [p for p in await _alerted(session, incident) if p.id != staff.id]
+    collector = await session.get(Staff, incident.collector_id)
+    assert collector is not None
+    await _tell(session, others, N_("incident.owned_by"), now=now, kind="incident.owned", name=staff.name,
+                collector=collector.name, id=incident.id)
+    await _tell(session, [collector], N_("incident.help_coming"), now=now, kind="incident.owned", name=staff.name)
+    return incident
+
+
+async def escalate_due(session: AsyncSession, *, now: datetime, policy: Policy, limit: int = 100) -> int:
+    """Unacknowledged alarms whose timeout passed go to the next level (and round again after the last)."""
+    due = list(await session.scalars(select(Incident).where(
+        Incident.status == IncidentStatus.OPEN.value, Incident.next_escalation_at <= now).limit(limit)))
+    for incident in due:
+        _next_level(incident, policy)
+        incident.next_escalation_at = now + policy.ack_timeout
+        incident.updated_at = now
+        level = policy.ladder[incident.level - 1]
+        await event(session, incident, "escalated", now=now, level=level, round=incident.rounds)
+        await audit.record(session, action="incident.escalated", object_type="incident", object_id=incident.id,
+                           at=now, details={"level": level, "round": incident.rounds})
+        await _alert_level(session, incident, now=now, policy=policy)
+    return len(due)
+
+
+async def reping_due(session: AsyncSession, *, now: datetime, policy: Policy, limit: int = 100) -> int:
+    """The owner of an acknowledged incident is reminded until it is resolved."""
+    due = list(await session.scalars(select(Incident).where(
+        Incident.status == IncidentStatus.ACKNOWLEDGED.value, Incident.next_ping_at <= now).limit(limit)))
+    for incident in due:
+        owner = await session.get(Staff, incident.owner_id) if incident.owner_id else None
+        collector = await session.get(Staff, incident.collector_id)
+        assert collector is not None
+        incident.next_ping_at = now + policy.reping
+        await event(session, incident, "reping", now=now, staff_id=incident.owner_id)
+        if owner is not None:
+            t = t_for(owner)
+            minutes = int((now - incident.raised_at).total_seconds() // 60)
+            await _tell(session, [owner], N_("incident.reping"), now=now, kind="incident.reping",
+                        priority=outbox.Priority.URGENT, id=incident.id, collector=collector.name, minutes=minutes,
+                        buttons=[[(t("incident.resolve"), f"sos:res:{incident.id}")]])
+    return len(due)
+
+
+async def resolve(session: AsyncSession, staff: StaffView, incident_id: int, *, resolution: str, note: str,
+                  now: datetime) -> Incident:
+    if resolution not in RESOLUTIONS:
+        raise DomainError("error.stale_button")
+    incident = await session.get(Incident, incident_id, with_for_update=True)
+    if incident is None:
+        raise NotFound()
+    if incident.owner_id != staff.id and staff.role is not Role.ADMIN:
+        raise Forbidden(subject=("incident", incident_id))
+    if incident.status == IncidentStatus.RESOLVED.value:
+        raise DomainError(N_("incident.error.resolved"))
+    await _close(session, incident, resolution=resolution, note=note, by=staff.id, now=now)
+    return incident
+
+
+async def _close(session: AsyncSession, incident: Incident, *, resolution: str, note: str, by: int,
+                 now: datetime) -> None:
+    incident.status, incident.resolution, incident.resolution_note = IncidentStatus.RESOLVED.value, resolution, note
+    incident.resolved_at, incident.resolved_by_id, incident.updated_at = now, by, now
+    incident.next_escalation_at = incident.next_ping_at = None
+    await event(session, incident, "resolved", now=now, staff_id=by, resolution=resolution, note=note)
+    await audit.record(session, action="incident.resolved", object_type="incident", object_id=incident.id,
+                       actor_id=by, at=now, details={"resolution": resolution, "note": note})
+    collector = await session.get(Staff, incident.collector_id)
+    assert collector is not None
+    people = [p for p in await _alerted(session, incident) if p.id != by]
+    if by != collector.id:
+        people.append(collector)
+    for person in people:
+        t = t_for(person)
+        await _tell(session, [person], N_("incident.closed"), now=now, kind="incident.closed", id=incident.id,
+                    collector=collector.name, resolution=t(f"resolution.{resolution}"), note=note or "-")
+
+
+async def collector_safe(session: AsyncSession, collector: StaffView, *, duress: bool, now: datetime,
+                         policy: Policy) -> Incident | None:
+    """The collector entered a PIN. The safety PIN stands the alarm down; the duress PIN escalates it silently.
+
+    Either way the collector's own screen shows the same thing.
+    """
+    incident = await open_for(session, collector.id)
+    if duress:
+        if incident is None:
+            incident, _ = await raise_alarm(session, collector.id, reason="sos", now=now, policy=policy)
+        incident.duress = True
+        incident.updated_at = now
+        if incident.status == IncidentStatus.OPEN.value:
+            incident.next_escalation_at = now + policy.ack_timeout
+        await event(session, incident, "duress", now=now, staff_id=collector.id)
+        await audit.record(session, action="incident.duress", object_type="incident", object_id=incident.id,
+                           actor_id=collector.id, at=now)
+        person = await session.get(Staff, collector.id)
+        assert person is not None
+        everyone: dict[int, Staff] = {}
+        for level in policy.ladder:
+            for someone in await recipients(session, person, level):
+                everyone[someone.id] = someone
+        await _alert(session, incident, list(everyone.values()), now=now, policy=policy, level="duress",
+                     head=N_("incident.duress_alert"))
+        return incident
+    if incident is None:
+        return None
+    incident.collector_safe_at = now
+    await event(session, incident, "safe", now=now, staff_id=collector.id)
+    await audit.record(session, action="incident.collector_safe", object_type="incident", object_id=incident.id,
+                       actor_id=collector.id, at=now)
+    if incident.status == IncidentStatus.OPEN.value and not incident.duress:
+        await _close(session, incident, resolution="collector_safe", note="", by=collector.id, now=now)
+    elif incident.owner_id is not None:
+        owner = await session.get(Staff, incident.owner_id)
+        if owner is not None:
+            t = t_for(owner)
+            await _tell(session, [owner], N_("incident.collector_says_safe"), now=now, kind="incident.safe",
+                        collector=collector.name, id=incident.id,
+                        buttons=[[(t("incident.resolve"), f"sos:res:{incident.id}")]])
+    return incident
+
+
+async def add_location(session: AsyncSession, collector_id: int, *, lat: float, lon: float, now: datetime,
+                       live: bool) -> Incident | None:
+    incident = await open_for(session, collector_id)
+    if incident is None:
+        return None
+    incident.lat, incident.lon, incident.location_at, incident.updated_at = lat, lon, now, now
+    await event(session, incident, "location", now=now, staff_id=collector_id, lat=lat, lon=lon, live=live)
+    person = await session.get(Staff, collector_id)
+    if person is not None:
+        person.last_lat, person.last_lon, person.last_location_at = lat, lon, now
+    return incident
+
+
+async def timeline(session: AsyncSession, incident_id: int) -> list[IncidentEvent]:
+    return list(await session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+                                      .order_by(IncidentEvent.id)))
+
+
+async def visible_open(session: AsyncSession, viewer: StaffView) -> list[Incident]:
+    query = select(Incident).where(Incident.status.in_(OPEN)).order_by(Incident.raised_at)
+    if viewer.role is not Role.ADMIN:
+        query = query.join(Staff, Staff.id == Incident.collector_id).where(Staff.team == viewer.team)
+    return list(await session.scalars(query))
+
+
+# ---- the visit safety timer ------------------------------------------------------------------------------
+
+
+async def safety_due(session: AsyncSession, *, now: datetime, policy: Policy, limit: int = 100) -> tuple[int, int]:
+    """Ask "are you OK?" when a visit's planned time is up; no answer within the grace period raises the alarm."""
+    prompted = alarmed = 0
+    for visit in await session.scalars(select(Visit).where(
+            Visit.status == VisitStatus.DRAFT.value, Visit.safety_due_at <= now,
+            Visit.safety_prompted_at.is_(None)).limit(limit)):
+        visit.safety_prompted_at = now
+        person = await session.get(Staff, visit.collector_id)
+        if person is None or person.telegram_user_id is None:
+            continue
+        t = t_for(person)
+        await outbox.enqueue(session, chat_id=person.telegram_user_id, kind="visit.safety", now=now,
+                             priority=outbox.Priority.URGENT, text=t("safety.prompt", minutes=visit.planned_minutes),
+                             buttons=[[(t("safety.more"), f"sf:more:{visit.id}"),
+                                       (t("safety.done"), f"sf:done:{visit.id}")]],
+                             dedupe_key=f"safety:{visit.id}:{now.isoformat()}")
+        prompted += 1
+    for visit in await session.scalars(select(Visit).where(
+            Visit.status == VisitStatus.DRAFT.value, Visit.safety_prompted_at <= now - policy.safety_grace,
+            Visit.safety_due_at.is_not(None)).limit(limit)):
+        visit.safety_due_at = visit.safety_prompted_at = None  # the timer is spent: the alarm takes over
+        await raise_alarm(session, visit.collector_id, reason="missed_checkin", now=now, policy=policy)
+        alarmed += 1
+    return prompted, alarmed
+
+
+async def safety_answer(session: AsyncSession, collector: StaffView, visit_id: int, *, more: bool,
+                        now: datetime) -> Visit:
+    visit = await session.get(Visit, visit_id)
+    if visit is None or visit.collector_id != collector.id:
+        raise Forbidden(subject=("visit", visit_id))
+    if visit.status != VisitStatus.DRAFT.value or visit.safety_due_at is None:
+        raise DomainError(N_("safety.error.not_running"))
+    visit.safety_prompted_at = None
+    visit.safety_due_at = now + timedelta(minutes=15) if more else None
+    visit.updated_at = now
+    return visit
+
+
+# ---- response figures ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    count: int
+    delivery: tuple[float, float, float] | None  # median, 80th, 98.5th percentile, seconds
+    acknowledgement: tuple[float, float, float] | None
+
+
+def _percentiles(values: list[float]) -> tuple[float, float, float] | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    cuts = statistics.quantiles(values, n=1000, method="inclusive")
+    return statistics.median(values), cuts[799], cuts[984]
+
+
+async def response_figures(session: AsyncSession, start: datetime, end: datetime, *,
+                           team: str | None = None) -> Figures:
+    query = select(Incident).where(Incident.raised_at >= start, Incident.raised_at < end)
+    if team is not None:
+        query = query.join(Staff, Staff.id == Incident.collector_id).where(Staff.team == team)
+    rows = list(await session.scalars(query))
+    delivery = [(i.first_delivered_at - i.raised_at).total_seconds() for i in rows if i.first_delivered_at]
+    acks = [(i.acknowledged_at - i.raised_at).total_seconds() for i in rows if i.acknowledged_at]
+    return Figures(len(rows), _percentiles(delivery), _percentiles(acks))
