@@ -25,8 +25,9 @@ async def test_valid_code_greets_in_the_user_s_language_with_the_role_keyboard(h
     staff_id, code = await harness.add_staff("Li Lei", Role.COLLECTOR)
     calls = await harness.send(harness.updates.command(EN_USER, "/start", code))
     messages = [c for c in calls if c.method == "sendMessage"]
-    assert len(messages) == 1
+    assert len(messages) == 2  # the greeting, then the hint to set the safety PINs
     assert messages[0].params["text"].startswith("Welcome, Li Lei!")
+    assert messages[1].params["text"].startswith("For your safety, send /pin")
     assert "field collector" in messages[0].params["text"]
     assert "❓ Help" in keyboard_labels(messages[0].params)
     menus = [c for c in calls if c.method == "setMyCommands"]

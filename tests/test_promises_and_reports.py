@@ -108,6 +108,9 @@ async def test_monthly_report_on_the_first(harness: BotHarness, field: dict[str,
     await harness.tick()
     monthly = [t for t in harness.api.texts(BOSS.id) if t.startswith("📊 Monthly report Nov 1, 2026 – Nov 30, 2026")]
     assert len(monthly) == 1 and "Total: 3 visits" in monthly[0]
+    documents = [c.params["document"]["filename"] for c in harness.api.sent("sendDocument", BOSS.id)]
+    photos = [c.params["photo"]["filename"] for c in harness.api.sent("sendPhoto", BOSS.id)]
+    assert "monthly-A-20261101.xlsx" in documents and "monthly-A-20261101.png" in photos
 
 
 async def test_report_on_demand_with_chart_and_workbook(harness: BotHarness, field: dict[str, int]) -> None:
