@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.i18n import N_, Translator
 from bot.services import dispositions, outbox
 from bot.services.calendar import WorkCalendar
+from bot.services.incidents import Figures, response_figures
 from bot.storage.media import MediaStore
 from bot.storage.models import (
     Assignment,
@@ -97,6 +98,7 @@ class Report:
     team: str | None
     rows: list[CollectorStats]
     visits: list[tuple[str, str, str, datetime, str, int | None]]  # collector, bank, case_no, filed, code, amount
+    alarms: Figures | None = None  # SOS response times, in monthly team reports
 
     @property
     def total(self) -> CollectorStats:
@@ -151,7 +153,10 @@ async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar
             ExtensionRequest.created_at < end)):
         stats[request.collector_id].extensions += 1
         stats[request.collector_id].extensions_approved += request.status == ExtensionStatus.APPROVED.value
-    return Report(period, team, list(stats.values()), details)
+    alarms = None
+    if period.kind == MONTHLY and staff_ids is None:
+        alarms = await response_figures(session, start, end, team=team)
+    return Report(period, team, list(stats.values()), details, alarms)
 
 
 def _money(t: Translator, fen: int) -> str:
@@ -169,6 +174,16 @@ def collector_line(t: Translator, row: CollectorStats) -> str:
              extensions=row.extensions, approved=row.extensions_approved)
 
 
+def _seconds(figures: tuple[float, float, float] | None) -> str:
+    return " / ".join(f"{v:.0f}s" for v in figures) if figures else "-"
+
+
+def alarm_line(t: Translator, figures: Figures) -> str:
+    """The month's SOS figures: delivery and acknowledgement times (median / 80th / 98.5th percentile)."""
+    return t(N_("report.alarms"), count=figures.count, delivery=_seconds(figures.delivery),
+             ack=_seconds(figures.acknowledgement))
+
+
 def report_text(t: Translator, report: Report, *, personal: bool = False) -> str:
     title = N_("report.title_weekly") if report.period.kind == WEEKLY else N_("report.title_monthly")
     lines = [t(title, start=t.date(report.period.start), end=t.date(report.period.last_day),
@@ -178,6 +193,8 @@ def report_text(t: Translator, report: Report, *, personal: bool = False) -> str
         total = report.total
         total.name = t("report.total_row")
         lines.append(collector_line(t, total))
+    if report.alarms is not None:
+        lines.append(alarm_line(t, report.alarms))
     return "\n".join(lines)
 
 
