@@ -276,7 +276,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    logging.getLogger().setLevel(logging.WARNING)  # the transcript is the output
+    logging.getLogger().setLevel(logging.ERROR)  # the transcript is the output
     return asyncio.run(run_demo(lang=args.lang, out=sys.stdout))
 
 

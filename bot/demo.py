@@ -225,8 +225,32 @@ async def scene_deadlines(demo: Demo) -> None:
     await _tick(demo, "2026-12-04T09:00")
 
 
+async def scene_emergency(demo: Demo) -> None:
+    t, h = demo.t, demo.harness
+    demo.title(t("demo.scene.emergency"))
+    collector = demo.person(9002, demo.people[9002])
+    boss = demo.person(9001, demo.people[9001])
+    lead = demo.person(9006, "李组长" if demo.lang == "zh_CN" else "Li (team lead)")
+    await h.onboard(lead, demo.people[9006], Role.TEAM_LEAD, team="A")
+    await demo.command(collector, "/pin")
+    await demo.say(collector, "1234")
+    await demo.say(collector, "9999")
+    await demo.command(collector, "/sos")
+    await demo.send(collector, h.updates.location(collector, 31.1880, 121.4370, live_period=900), "📍 (live)")
+    await _tick(demo, "2026-12-04T09:08")
+    alert = _button(h.api.sent("sendMessage", lead.id), "sos:ack:")
+    await demo.press(lead, alert["callback_data"], alert["text"])
+    await _tick(demo, "2026-12-04T09:20")
+    incident_id = alert["callback_data"].split(":")[2]
+    await demo.press(lead, f"sos:res:{incident_id}", t("incident.resolve"))
+    await demo.press(lead, f"sos:rr:{incident_id}:resolved_safely", t("resolution.resolved_safely"))
+    await demo.say(lead, "已电话确认张三安全离开" if demo.lang == "zh_CN" else "Called Zhang San: he left safely")
+    await _tick(demo, "2026-12-04T09:30")
+    del boss
+
+
 Scene = Callable[[Demo], Awaitable[None]]
-SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines]
+SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
