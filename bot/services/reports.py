@@ -318,3 +318,15 @@ async def queue_team_report(session: AsyncSession, supervisor: Staff, period: Pe
     await outbox.enqueue(session, chat_id=supervisor.telegram_user_id, kind=f"report.{period.kind}", now=now,
                          priority=outbox.Priority.BULK, text=t("report.xlsx_caption"), dedupe_key=f"{key}:xlsx",
                          attachment=outbox.Attachment(workbook.path, f"{stem}.xlsx"))
+
+
+async def claim_daily(session: AsyncSession, kind: str, day: date, now: datetime) -> bool:
+    """True once per ``kind`` and day, across restarts and processes (a row in ``report_runs``)."""
+    if await session.scalar(select(ReportRun.id).where(ReportRun.kind == kind, ReportRun.period_start == day)):
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(ReportRun(kind=kind, period_start=day, period_end=day + timedelta(days=1), created_at=now))
+    except IntegrityError:
+        return False
+    return True

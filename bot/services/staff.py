@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.i18n import N_
 from bot.services import audit
 from bot.services.errors import DomainError, NotFound
 from bot.storage.models import Role, Staff
@@ -69,10 +70,18 @@ async def list_staff(session: AsyncSession, *, include_inactive: bool = True) ->
     return list((await session.scalars(query)).all())
 
 
-async def deactivate(session: AsyncSession, staff_id: int, *, now: datetime, actor_id: int | None = None) -> Staff:
+async def deactivate(session: AsyncSession, staff_id: int, *, now: datetime, actor_id: int | None = None,
+                     allow_open_cases: bool = False) -> Staff:
+    """Switch an account off at once. A collector with open cases needs a handover first (no orphans)."""
     staff = await session.get(Staff, staff_id)
     if staff is None:
         raise NotFound("staff.error.unknown", id=staff_id)
+    if not allow_open_cases:
+        from bot.services.handover import open_cases_of
+
+        open_cases = await open_cases_of(session, staff_id)
+        if open_cases:
+            raise DomainError(N_("staff.error.open_cases"), count=len(open_cases), id=staff_id)
     if staff.active:
         staff.active = False
         await audit.record(session, action="staff.deactivate", object_type="staff", object_id=staff.id,

@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from geopy.distance import geodesic
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import DEFAULT_LOCALE, N_, Translator, resolve_locale, translator
-from bot.services import audit, deadlines, dispositions, outbox
+from bot.services import audit, deadlines, dispositions, field_requests, outbox
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import DomainError, Forbidden, NotFound
 from bot.services.staff import StaffView
@@ -84,7 +84,7 @@ async def own_case(session: AsyncSession, collector: StaffView, case_id: int) ->
         raise NotFound()
     current = await session.scalar(
         select(Assignment.staff_id).where(Assignment.case_id == case_id, Assignment.ended_at.is_(None)))
-    if current != collector.id:
+    if current != collector.id and await field_requests.open_request(session, case_id, collector.id) is None:
         raise Forbidden(subject=("case", case_id))
     return case
 
@@ -121,13 +121,17 @@ async def visit_list(session: AsyncSession, collector: StaffView, *, now: dateti
     """Cases waiting for a visit: never visited, or a revisit / follow-up due by today. Deadline first."""
     today = calendar.working_date(now)
     end_of_today = datetime.combine(today, calendar.work_end, calendar.tz)
+    requested = list(await field_requests.requested_case_ids(session, collector.id))
     rows = (await session.execute(
         select(Case, Visit.id)
         .join(Assignment, (Assignment.case_id == Case.id) & Assignment.ended_at.is_(None))
         .outerjoin(Visit, (Visit.case_id == Case.id) & (Visit.collector_id == collector.id)
                    & Visit.status.in_(OPEN_VISIT))
-        .where(Assignment.staff_id == collector.id, Case.status.not_in(CLOSED_CASE),
-               or_(Case.status == CaseStatus.ASSIGNED.value, Case.next_action_on <= today, Visit.id.is_not(None)))
+        .where(Case.status.not_in(CLOSED_CASE),
+               or_(and_(Assignment.staff_id == collector.id,
+                        or_(Case.status == CaseStatus.ASSIGNED.value, Case.next_action_on <= today,
+                            Visit.id.is_not(None))),
+                   Case.id.in_(requested)))
     )).all()
     items = []
     for case, draft_id in rows:
@@ -307,6 +311,7 @@ async def file_report(session: AsyncSession, collector: StaffView, visit_id: int
                                 "missing_evidence": [e.file_unique_id for e in evidence if e.status != "stored"]})
     await _request_review(session, visit, case, evidence, now=now, calendar=calendar,
                           urgent=outcome.to_supervisor)
+    await field_requests.report_back(session, visit, case, evidence, now=now, tz=calendar.tz)
     return visit
 
 

@@ -462,3 +462,78 @@ class IncidentEvent(Base):
     kind: Mapped[str] = mapped_column(String(20))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class HandoverStatus(StrEnum):
+    COLLECTING = "collecting"  # the departing collector confirms or notes each item
+    LEAD_REVIEW = "lead_review"  # the team lead confirms, reassigns, or flags a problem
+    RECEIVING = "receiving"  # the successors acknowledge their cases
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Handover(Base):
+    """A collector's departure: their open cases pass to successors under the team lead's eye."""
+
+    __tablename__ = "handovers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    status: Mapped[str] = mapped_column(String(12), default=HandoverStatus.COLLECTING, index=True)
+    started_at: Mapped[datetime]
+    last_day: Mapped[date | None] = mapped_column(Date)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # open incidents etc. at the start
+    departing_confirmed_at: Mapped[datetime | None]
+    lead_confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    lead_confirmed_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class HandoverItem(Base):
+    """One open case on a handover list, with what was open on it and who takes it over."""
+
+    __tablename__ = "handover_items"
+    __table_args__ = (UniqueConstraint("handover_id", "case_id", name="uq_handover_items_case"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handover_id: Mapped[int] = mapped_column(ForeignKey("handovers.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    successor_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    departing_status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | noted
+    departing_note: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime | None]
+    previous_due_at: Mapped[datetime | None]
+
+
+class HandoverIssue(Base):
+    """A problem the team lead flagged; the supervisor decides, and until then nothing passes."""
+
+    __tablename__ = "handover_issues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handover_id: Mapped[int] = mapped_column(ForeignKey("handovers.id"), index=True)
+    raised_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    note: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None]
+    decision: Mapped[str | None] = mapped_column(String(10))  # continue | cancel
+
+
+class FieldRequest(Base):
+    """A phone collector puts one of their cases on a field collector's visit list; the result comes back."""
+
+    __tablename__ = "field_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    field_collector_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))

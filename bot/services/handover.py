@@ -1,0 +1,379 @@
+"""A collector leaves: their open cases pass to successors, item by item, under the team lead's eye.
+
+The steps: the supervisor (or admin) starts it and the list is built from the database; the
+departing collector confirms each item or notes what is pending (reminded until they do); the team
+lead confirms all, reassigns a case, or flags a problem that the supervisor must decide; each
+successor acknowledges receipt, and their cases move to them then, with a new 2-working-day visit
+window from that moment. When every case is received the departing account is deactivated.
+Until then the handover can be cancelled and every assignment is as it was. No open case is ever
+without an active assignee: the departing collector keeps each case until its successor has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.i18n import N_
+from bot.services import audit, deadlines, outbox
+from bot.services.assignment import assign_in_session
+from bot.services.calendar import WorkCalendar
+from bot.services.deadlines import t_for
+from bot.services.errors import DomainError, Forbidden, NotFound
+from bot.services.staff import StaffView, deactivate
+from bot.storage.models import (
+    Assignment,
+    Case,
+    Evidence,
+    ExtensionRequest,
+    ExtensionStatus,
+    Handover,
+    HandoverIssue,
+    HandoverItem,
+    HandoverStatus,
+    Incident,
+    IncidentStatus,
+    Promise,
+    PromiseStatus,
+    Role,
+    Staff,
+    Visit,
+    VisitStatus,
+)
+
+FIELD_ROLES = (Role.COLLECTOR.value, Role.PHONE_COLLECTOR.value)
+CLOSED = ("closed", "paid")
+RUNNING = (HandoverStatus.COLLECTING.value, HandoverStatus.LEAD_REVIEW.value, HandoverStatus.RECEIVING.value)
+REMIND_EVERY_WORKING_HOURS = 4.0
+
+
+async def open_cases_of(session: AsyncSession, staff_id: int) -> list[Case]:
+    return list(await session.scalars(
+        select(Case).join(Assignment, (Assignment.case_id == Case.id) & Assignment.ended_at.is_(None))
+        .where(Assignment.staff_id == staff_id, Case.status.not_in(CLOSED)).order_by(Case.id)))
+
+
+async def _case_facts(session: AsyncSession, case: Case, departing_id: int) -> dict[str, object]:
+    promises = list(await session.scalars(select(Promise).where(Promise.case_id == case.id,
+                                                                Promise.status == PromiseStatus.OPEN.value)))
+    unfiled = list(await session.scalars(select(Visit).where(
+        Visit.case_id == case.id, Visit.collector_id == departing_id,
+        Visit.status.in_((VisitStatus.DRAFT.value, VisitStatus.RETURNED.value)))))
+    extensions = await session.scalar(select(func.count()).select_from(ExtensionRequest).where(
+        ExtensionRequest.case_id == case.id, ExtensionRequest.status == ExtensionStatus.PENDING.value))
+    missing = await session.scalar(select(func.count()).select_from(Evidence).join(Visit, Visit.id == Evidence.visit_id)
+                                   .where(Visit.case_id == case.id, Evidence.status != "stored"))
+    return {
+        "case_no": case.case_no,
+        "due": case.visit_due_at.isoformat() if case.visit_due_at else None,
+        "promises": [{"amount_fen": p.amount_fen, "due_on": p.due_on.isoformat()} for p in promises],
+        "unfiled_reports": [{"visit_id": v.id, "status": v.status} for v in unfiled],
+        "pending_extensions": int(extensions or 0),
+        "missing_evidence": int(missing or 0),
+    }
+
+
+def _may_run(actor: StaffView | None, departing: Staff) -> bool:
+    if actor is None or actor.role is Role.ADMIN:
+        return True
+    return actor.role is Role.SUPERVISOR and actor.team == departing.team
+
+
+async def leads_of(session: AsyncSession, team: str | None) -> list[Staff]:
+    """The team lead(s) who confirm; a team without one has its supervisor(s) do it."""
+    for role in (Role.TEAM_LEAD.value, Role.SUPERVISOR.value):
+        people = list(await session.scalars(select(Staff).where(Staff.role == role, Staff.team == team,
+                                                                Staff.active.is_(True))))
+        if people:
+            return people
+    return []
+
+
+async def _notify(session: AsyncSession, people: Sequence[Staff], key: str, *, now: datetime, kind: str,
+                  buttons: list[list[tuple[str, str]]] | None = None, **params: object) -> None:
+    for person in people:
+        if person.telegram_user_id is None or not person.active:
+            continue
+        t = t_for(person)
+        await outbox.enqueue(session, chat_id=person.telegram_user_id, kind=kind, now=now, text=t(key, **params),
+                             priority=outbox.Priority.REVIEW, protect_content=True,
+                             buttons=[[(t(label), data) for label, data in row] for row in buttons] if buttons
+                             else None)
+
+
+async def start(session: AsyncSession, *, actor: StaffView | None, from_id: int, successor_ids: Sequence[int],
+                now: datetime, calendar: WorkCalendar, last_day: date | None = None) -> Handover:
+    departing = await session.get(Staff, from_id)
+    if departing is None or not departing.active or departing.role not in FIELD_ROLES:
+        raise DomainError(N_("handover.error.not_collector"))
+    if not _may_run(actor, departing):
+        raise Forbidden(subject=("staff", from_id))
+    if await session.scalar(select(Handover.id).where(Handover.from_staff_id == from_id,
+                                                      Handover.status.in_(RUNNING))):
+        raise DomainError(N_("handover.error.running"))
+    successors = [await session.get(Staff, sid) for sid in dict.fromkeys(successor_ids)]
+    if not successors or any(s is None or not s.active or s.role not in FIELD_ROLES or s.id == from_id
+                             for s in successors):
+        raise DomainError(N_("handover.error.bad_successor"))
+    cases = await open_cases_of(session, from_id)
+    incidents = list(await session.scalars(select(Incident.id).where(
+        Incident.collector_id == from_id, Incident.status != IncidentStatus.RESOLVED.value)))
+    handover = Handover(from_staff_id=from_id, started_by_id=actor.id if actor else None,
+                        status=HandoverStatus.COLLECTING.value, started_at=now, last_day=last_day,
+                        facts={"open_incidents": incidents},
+                        next_reminder_at=calendar.add_working_hours(now, REMIND_EVERY_WORKING_HOURS))
+    session.add(handover)
+    await session.flush()
+    for n, case in enumerate(cases):
+        successor = successors[n % len(successors)]
+        assert successor is not None
+        session.add(HandoverItem(handover_id=handover.id, case_id=case.id, successor_id=successor.id,
+                                 facts=await _case_facts(session, case, from_id), departing_status="pending",
+                                 previous_due_at=case.visit_due_at))
+    await session.flush()
+    await audit.record(session, action="handover.started", object_type="handover", object_id=handover.id,
+                       actor_id=actor.id if actor else None, at=now,
+                       details={"from": from_id, "to": [s.id for s in successors if s], "cases": len(cases),
+                                "last_day": last_day.isoformat() if last_day else None,
+                                "open_incidents": incidents})
+    await _notify(session, [departing], N_("handover.to_departing"), now=now, kind="handover.list",
+                  count=len(cases), id=handover.id, buttons=[[(N_("handover.open_list"), "ho:list")]])
+    return handover
+
+
+async def items(session: AsyncSession, handover_id: int) -> list[HandoverItem]:
+    return list(await session.scalars(select(HandoverItem).where(HandoverItem.handover_id == handover_id)
+                                      .order_by(HandoverItem.id)))
+
+
+async def _handover(session: AsyncSession, handover_id: int, *, status: str | None = None) -> Handover:
+    handover = await session.get(Handover, handover_id)
+    if handover is None:
+        raise NotFound()
+    if status is not None and handover.status != status:
+        raise DomainError(N_("handover.error.wrong_step"))
+    return handover
+
+
+async def departing_mark(session: AsyncSession, departing: StaffView, item_id: int, *, note: str | None,
+                         now: datetime) -> tuple[HandoverItem, bool]:
+    """The departing collector marks an item done (or notes what is pending); True once all are answered."""
+    item = await session.get(HandoverItem, item_id)
+    if item is None:
+        raise NotFound()
+    handover = await _handover(session, item.handover_id)
+    if handover.from_staff_id != departing.id:
+        raise Forbidden(subject=("handover", handover.id))
+    if handover.status != HandoverStatus.COLLECTING.value:
+        raise DomainError(N_("handover.error.wrong_step"))
+    item.departing_status = "noted" if note else "done"
+    item.departing_note = note
+    await audit.record(session, action="handover.item_confirmed", object_type="handover", object_id=handover.id,
+                       actor_id=departing.id, at=now, details={"case_id": item.case_id, "note": note})
+    if any(i.departing_status == "pending" for i in await items(session, handover.id)):
+        return item, False
+    handover.status, handover.departing_confirmed_at, handover.next_reminder_at = (
+        HandoverStatus.LEAD_REVIEW.value, now, None)
+    person = await session.get(Staff, departing.id)
+    assert person is not None
+    await audit.record(session, action="handover.departing_confirmed", object_type="handover",
+                       object_id=handover.id, actor_id=departing.id, at=now)
+    await _notify(session, await leads_of(session, person.team), N_("handover.to_lead"), now=now,
+                  kind="handover.review", name=person.name, id=handover.id,
+                  buttons=[[(N_("handover.open_review"), f"ho:rev:{handover.id}")]])
+    return item, True
+
+
+async def _check_lead(session: AsyncSession, actor: StaffView, handover: Handover) -> Staff:
+    departing = await session.get(Staff, handover.from_staff_id)
+    assert departing is not None
+    if actor.role is Role.ADMIN or actor.id in {p.id for p in await leads_of(session, departing.team)}:
+        return departing
+    raise Forbidden(subject=("handover", handover.id))
+
+
+async def reassign_item(session: AsyncSession, lead: StaffView, item_id: int, successor_id: int, *,
+                        now: datetime) -> HandoverItem:
+    item = await session.get(HandoverItem, item_id)
+    if item is None:
+        raise NotFound()
+    handover = await _handover(session, item.handover_id, status=HandoverStatus.LEAD_REVIEW.value)
+    departing = await _check_lead(session, lead, handover)
+    successor = await session.get(Staff, successor_id)
+    if successor is None or not successor.active or successor.role not in FIELD_ROLES or successor.id == departing.id:
+        raise DomainError(N_("handover.error.bad_successor"))
+    before = item.successor_id
+    item.successor_id = successor_id
+    await audit.record(session, action="handover.item_reassigned", object_type="handover", object_id=handover.id,
+                       actor_id=lead.id, at=now, details={"case_id": item.case_id, "from": before, "to": successor_id})
+    return item
+
+
+async def flag(session: AsyncSession, lead: StaffView, handover_id: int, note: str, *, now: datetime) -> HandoverIssue:
+    handover = await _handover(session, handover_id, status=HandoverStatus.LEAD_REVIEW.value)
+    departing = await _check_lead(session, lead, handover)
+    issue = HandoverIssue(handover_id=handover_id, raised_by_id=lead.id, note=note.strip()[:1000], raised_at=now)
+    session.add(issue)
+    await session.flush()
+    await audit.record(session, action="handover.flagged", object_type="handover", object_id=handover_id,
+                       actor_id=lead.id, at=now, details={"issue_id": issue.id, "note": issue.note})
+    bosses = list(await session.scalars(select(Staff).where(Staff.role == Role.SUPERVISOR.value,
+                                                            Staff.team == departing.team, Staff.active.is_(True))))
+    await _notify(session, bosses, N_("handover.issue_to_supervisor"), now=now, kind="handover.issue",
+                  name=lead.name, departing=departing.name, note=issue.note, id=handover_id,
+                  buttons=[[(N_("handover.decide_continue"), f"ho:dec:{issue.id}:go"),
+                            (N_("handover.decide_cancel"), f"ho:dec:{issue.id}:cancel")]])
+    return issue
+
+
+async def decide(session: AsyncSession, supervisor: StaffView, issue_id: int, *, go: bool, now: datetime,
+                 calendar: WorkCalendar) -> HandoverIssue:
+    issue = await session.get(HandoverIssue, issue_id)
+    if issue is None:
+        raise NotFound()
+    handover = await _handover(session, issue.handover_id)
+    departing = await session.get(Staff, handover.from_staff_id)
+    assert departing is not None
+    if not _may_run(supervisor, departing) or supervisor.role not in (Role.SUPERVISOR, Role.ADMIN):
+        raise Forbidden(subject=("handover", handover.id))
+    if issue.decided_at is not None:
+        raise DomainError(N_("handover.error.decided"))
+    issue.decided_by_id, issue.decided_at, issue.decision = supervisor.id, now, "continue" if go else "cancel"
+    await audit.record(session, action="handover.issue_decided", object_type="handover", object_id=handover.id,
+                       actor_id=supervisor.id, at=now, details={"issue_id": issue.id, "decision": issue.decision})
+    if not go:
+        await cancel(session, supervisor, handover.id, now=now, calendar=calendar)
+    else:
+        await _notify(session, await leads_of(session, departing.team), N_("handover.issue_cleared"), now=now,
+                      kind="handover.issue", id=handover.id)
+    return issue
+
+
+async def lead_confirm(session: AsyncSession, lead: StaffView, handover_id: int, *, now: datetime) -> Handover:
+    handover = await _handover(session, handover_id, status=HandoverStatus.LEAD_REVIEW.value)
+    departing = await _check_lead(session, lead, handover)
+    if await session.scalar(select(HandoverIssue.id).where(HandoverIssue.handover_id == handover_id,
+                                                           HandoverIssue.decided_at.is_(None))):
+        raise DomainError(N_("handover.error.open_issue"))
+    handover.status, handover.lead_confirmed_by_id, handover.lead_confirmed_at = (
+        HandoverStatus.RECEIVING.value, lead.id, now)
+    await audit.record(session, action="handover.lead_confirmed", object_type="handover", object_id=handover_id,
+                       actor_id=lead.id, at=now)
+    by_successor: dict[int, int] = {}
+    for item in await items(session, handover_id):
+        by_successor[item.successor_id] = by_successor.get(item.successor_id, 0) + 1
+    for successor_id, count in by_successor.items():
+        successor = await session.get(Staff, successor_id)
+        if successor is not None:
+            await _notify(session, [successor], N_("handover.to_successor"), now=now, kind="handover.receive",
+                          name=departing.name, count=count, id=handover_id,
+                          buttons=[[(N_("handover.receive"), f"ho:rcv:{handover_id}")]])
+    return handover
+
+
+async def receive(session: AsyncSession, successor: StaffView, handover_id: int, *, now: datetime,
+                  calendar: WorkCalendar) -> tuple[list[Case], bool]:
+    """The successor acknowledges: their cases move to them now, each with a new visit window."""
+    handover = await _handover(session, handover_id, status=HandoverStatus.RECEIVING.value)
+    mine = [i for i in await items(session, handover_id) if i.successor_id == successor.id]
+    if not mine:
+        raise Forbidden(subject=("handover", handover_id))
+    person = await session.get(Staff, successor.id)
+    assert person is not None
+    moved = []
+    for item in mine:
+        if item.received_at is not None:
+            continue
+        case = await session.get(Case, item.case_id)
+        assert case is not None
+        await assign_in_session(session, case, person, actor_id=successor.id, reason=f"handover:{handover_id}",
+                                now=now, calendar=calendar)
+        item.received_at = now
+        moved.append(case)
+    await audit.record(session, action="handover.received", object_type="handover", object_id=handover_id,
+                       actor_id=successor.id, at=now, details={"cases": [c.id for c in moved]})
+    done = all(i.received_at is not None for i in await items(session, handover_id))
+    if done:
+        await _complete(session, handover, now=now)
+    return moved, done
+
+
+async def _complete(session: AsyncSession, handover: Handover, *, now: datetime) -> None:
+    handover.status, handover.completed_at = HandoverStatus.COMPLETED.value, now
+    departing = await session.get(Staff, handover.from_staff_id)
+    assert departing is not None
+    await deactivate(session, departing.id, now=now, actor_id=None, allow_open_cases=False)
+    await audit.record(session, action="handover.completed", object_type="handover", object_id=handover.id,
+                       at=now, details={"deactivated": departing.id})
+    people = await leads_of(session, departing.team)
+    starter = await session.get(Staff, handover.started_by_id) if handover.started_by_id else None
+    if starter is not None and starter.id not in {p.id for p in people}:
+        people.append(starter)
+    await _notify(session, people, N_("handover.completed"), now=now, kind="handover.done", name=departing.name,
+                  id=handover.id)
+
+
+async def cancel(session: AsyncSession, actor: StaffView | None, handover_id: int, *, now: datetime,
+                 calendar: WorkCalendar) -> Handover:
+    """Stop the handover; cases already received go back to the departing collector as they were."""
+    handover = await _handover(session, handover_id)
+    if handover.status not in RUNNING:
+        raise DomainError(N_("handover.error.wrong_step"))
+    departing = await session.get(Staff, handover.from_staff_id)
+    assert departing is not None
+    if not _may_run(actor, departing):
+        raise Forbidden(subject=("handover", handover_id))
+    for item in await items(session, handover_id):
+        if item.received_at is None:
+            continue
+        case = await session.get(Case, item.case_id)
+        assert case is not None
+        await assign_in_session(session, case, departing, actor_id=actor.id if actor else None,
+                                reason=f"handover:{handover_id}:cancelled", now=now, calendar=calendar)
+        case.visit_due_at = item.previous_due_at  # the old deadline, as it was
+        await deadlines.schedule_visit(session, case, now=now, calendar=calendar)
+        item.received_at = None
+    handover.status, handover.cancelled_at, handover.next_reminder_at = HandoverStatus.CANCELLED.value, now, None
+    await audit.record(session, action="handover.cancelled", object_type="handover", object_id=handover_id,
+                       actor_id=actor.id if actor else None, at=now)
+    await _notify(session, [departing, *await leads_of(session, departing.team)], N_("handover.cancelled"), now=now,
+                  kind="handover.cancelled", id=handover_id)
+    return handover
+
+
+async def remind_due(session: AsyncSession, *, now: datetime, calendar: WorkCalendar) -> int:
+    """The departing collector is reminded, every few working hours, until every item is answered."""
+    due = list(await session.scalars(select(Handover).where(Handover.status == HandoverStatus.COLLECTING.value,
+                                                            Handover.next_reminder_at <= now)))
+    for handover in due:
+        handover.next_reminder_at = calendar.add_working_hours(now, REMIND_EVERY_WORKING_HOURS)
+        departing = await session.get(Staff, handover.from_staff_id)
+        pending = sum(i.departing_status == "pending" for i in await items(session, handover.id))
+        if departing is not None:
+            await _notify(session, [departing], N_("handover.reminder"), now=now, kind="handover.reminder",
+                          id=handover.id, count=pending, buttons=[[(N_("handover.open_list"), "ho:list")]])
+    return len(due)
+
+
+async def orphans(session: AsyncSession) -> list[Case]:
+    """Open cases (assigned once) whose current assignee is missing or no longer active."""
+    active_current = select(Assignment.case_id).join(Staff, Staff.id == Assignment.staff_id).where(
+        Assignment.ended_at.is_(None), Staff.active.is_(True))
+    return list(await session.scalars(select(Case).where(
+        Case.status.not_in((*CLOSED, "new")), Case.id.not_in(active_current)).order_by(Case.id)))
+
+
+async def report_orphans(session: AsyncSession, *, now: datetime) -> int:
+    found = await orphans(session)
+    if not found:
+        return 0
+    bosses = list(await session.scalars(select(Staff).where(Staff.role == Role.SUPERVISOR.value,
+                                                            Staff.active.is_(True))))
+    await _notify(session, bosses, N_("handover.orphans"), now=now, kind="handover.orphans", count=len(found),
+                  cases=", ".join(c.case_no for c in found[:20]))
+    await audit.record(session, action="case.orphans_found", object_type="case", at=now,
+                       details={"cases": [c.id for c in found]})
+    return len(found)
