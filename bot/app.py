@@ -27,10 +27,12 @@ from bot.handlers import (
     assign,
     emergency,
     extension,
+    handover,
     intake,
     onboarding,
     reports,
     review,
+    tofield,
     visit_report,
     visits,
 )
@@ -78,6 +80,8 @@ def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
         *extension.handlers(),
         *reports.handlers(),
         *emergency.handlers(),
+        *handover.handlers(),
+        *tofield.handlers(),
         *intake.fallback_handlers(),
         MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, _not_understood),
     ]

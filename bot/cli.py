@@ -273,6 +273,41 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_handover_start(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.services import assignment, handover
+
+    calendar = calendar_from(settings)
+    last_day = _parse_moment(args.last_day, settings).date() if args.last_day else None
+
+    async def work(database: Database) -> int:
+        async with database.write() as session:
+            departing = await assignment.find_staff(session, args.from_staff)
+            successors = [(await assignment.find_staff(session, ref)).id for ref in args.to.split(",") if ref.strip()]
+            started = await handover.start(session, actor=None, from_id=departing.id, successor_ids=successors,
+                                           now=SystemClock().now(), calendar=calendar, last_day=last_day)
+            count = len(await handover.items(session, started.id))
+        print(f"handover #{started.id} of {departing.name} started: {count} open cases, "
+              f"{len(successors)} successor(s)")
+        return 0
+
+    return _run_db(settings, work)
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services import handover
+
+    async def work(database: Database) -> list[tuple[str, str, str]]:
+        async with database.read() as session:
+            return [(c.bank, c.case_no, c.status) for c in await handover.orphans(session)]
+
+    found = _run_db(settings, work)
+    for bank, case_no, status in found:
+        print(f"orphan: {bank} {case_no} ({status}) has no active assignee")
+    print(f"{len(found)} open case(s) without an active assignee")
+    return 1 if found else 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -352,6 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--chart", help="write the PNG chart here")
     rep.add_argument("--today", help="report as if today were this date (ISO), for re-running old periods")
     rep.set_defaults(func=cmd_report)
+
+    ho = sub.add_parser("handover", help="hand a departing collector's cases over")
+    ho_sub = ho.add_subparsers(dest="handover_command", required=True, metavar="ACTION")
+    ho_start = ho_sub.add_parser("start", help="start a departure: the checklist goes to the collector")
+    ho_start.add_argument("--from", dest="from_staff", required=True, help="the departing collector (id or name)")
+    ho_start.add_argument("--to", required=True, help="successors, comma-separated (ids or names)")
+    ho_start.add_argument("--last-day", help="the departing collector's last day (ISO date)")
+    ho_start.set_defaults(func=cmd_handover_start)
+
+    sub.add_parser("check", help="list open cases without an active assignee (exit 1 if any)").set_defaults(
+        func=cmd_check)
 
     demo = sub.add_parser("demo", help="show the whole product in one run, without a token")
     demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "en"])

@@ -36,11 +36,15 @@ ROLE_COMMANDS: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
 ROLE_COMMANDS[Role.SUPERVISOR] += [("assign", N_("command.assign")), ("report", N_("command.report"))]
 ROLE_COMMANDS[Role.ADMIN] += [("report", N_("command.report"))]
 FIELD_COMMANDS = [("visits", N_("command.visits")), ("sos", N_("command.sos")), ("safe", N_("command.safe")),
-                  ("pin", N_("command.pin")), ("report", N_("command.report")), ("cancel", N_("command.cancel"))]
+                  ("pin", N_("command.pin")), ("report", N_("command.report")), ("checklist", N_("command.checklist")),
+                  ("cancel", N_("command.cancel"))]
 ROLE_COMMANDS[Role.COLLECTOR] += FIELD_COMMANDS
-ROLE_COMMANDS[Role.PHONE_COLLECTOR] += FIELD_COMMANDS
+ROLE_COMMANDS[Role.PHONE_COLLECTOR] += [*FIELD_COMMANDS, ("tofield", N_("command.tofield"))]
+ROLE_COMMANDS[Role.SUPERVISOR] += [("tofield", N_("command.tofield"))]
 for _responder in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
     ROLE_COMMANDS[_responder] += [("incidents", N_("command.incidents"))]
+for _starter in (Role.SUPERVISOR, Role.ADMIN):
+    ROLE_COMMANDS[_starter] += [("handover", N_("command.handover"))]
 ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}

@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.context import RUNTIME_KEY
 from bot.runtime import Runtime
-from bot.services import assignment, deadlines, incidents, leases, outbox, promises, reports
+from bot.services import assignment, deadlines, handover, incidents, leases, outbox, promises, reports
 from scheduler.outbox_sender import send_due
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,20 @@ async def emergency_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
         pinged = await incidents.reping_due(session, now=now, policy=policy)
         prompted, alarmed = await incidents.safety_due(session, now=now, policy=policy)
     return escalated + pinged + prompted + alarmed
+
+
+async def handover_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    """Remind departing collectors; once a night, report cases left without an active assignee."""
+    now = runtime.clock.now()
+    async with runtime.db.write() as session:
+        count = await handover.remind_due(session, now=now, calendar=runtime.calendar)
+        local = runtime.calendar.local(now)
+        if local.hour < NIGHTLY_CHECK_BEFORE_HOUR and await reports.claim_daily(session, "orphans", local.date(), now):
+            count += await handover.report_orphans(session, now=now)
+    return count
+
+
+NIGHTLY_CHECK_BEFORE_HOUR = 6  # the orphan check runs once per night (its notice waits for the morning)
 
 
 async def alert_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
@@ -72,6 +86,7 @@ SWEEPS: list[tuple[str, Sweep, float]] = [
     ("promises", promise_sweep, 300.0),
     ("reports", report_sweep, 300.0),
     ("unassigned", unassigned_sweep, 300.0),
+    ("handover", handover_sweep, 300.0),
     ("outbox", outbox_sweep, 2.0),
 ]
 
