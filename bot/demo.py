@@ -249,8 +249,47 @@ async def scene_emergency(demo: Demo) -> None:
     del boss
 
 
+async def scene_handover(demo: Demo) -> None:
+    t, h = demo.t, demo.harness
+    demo.title(t("demo.scene.handover"))
+    collector = demo.person(9002, demo.people[9002])
+    boss = demo.person(9001, demo.people[9001])
+    lead = demo.person(9006, demo.people[9006])
+    successor = demo.person(9007, "赵六" if demo.lang == "zh_CN" else "Zhao Liu")
+    await h.onboard(successor, demo.people[9007], Role.COLLECTOR, team="A", supervisor_id=demo.staff_ids["supervisor"])
+    await demo.command(boss, "/handover")
+    await demo.press(boss, f"ho:from:{demo.staff_ids['collector']}", demo.people[9002])
+    calls = await demo.press(boss, _button(h.api.calls[-3:], "ho:succ:")["callback_data"], demo.people[9007])
+    await demo.press(boss, "ho:go", _button(calls, "ho:go")["text"])
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    calls = await demo.press(collector, "ho:list", t("handover.open_list"))
+    while True:
+        try:
+            item = _button(calls, "ho:ok:")
+        except LookupError:
+            break
+        calls = await demo.press(collector, item["callback_data"], item["text"])
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    review = _button(h.api.calls[before:], "ho:rev:")
+    calls = await demo.press(lead, review["callback_data"], review["text"])
+    await demo.press(lead, _button(calls, "ho:lok:")["callback_data"], t("handover.confirm_all"))
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    receive = _button(h.api.calls[before:], "ho:rcv:")
+    await demo.press(successor, receive["callback_data"], receive["text"])
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    await demo.command(collector, "/visits")
+
+
 Scene = Callable[[Demo], Awaitable[None]]
-SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency]
+SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency, scene_handover]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
