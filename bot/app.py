@@ -12,6 +12,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     BaseHandler,
+    CallbackQueryHandler,
     ContextTypes,
     Defaults,
     MessageHandler,
@@ -58,6 +59,14 @@ async def _not_understood(update: Update, context: FieldbotContext) -> None:
         await context.bot.send_message(update.effective_chat.id, context.t("error.not_understood"))
 
 
+async def _stale_button(update: Update, context: FieldbotContext) -> None:
+    """A button no handler knows (an old keyboard, or a forged one): say so, change nothing."""
+    if update.callback_query is not None:
+        log.info("unknown button %r from staff %s", update.callback_query.data,
+                 context.staff.id if context.staff else None)
+        await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
+
+
 async def _on_error(update: object, context: FieldbotContext) -> None:
     log.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
@@ -84,6 +93,7 @@ def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
         *tofield.handlers(),
         *intake.fallback_handlers(),
         MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, _not_understood),
+        CallbackQueryHandler(_stale_button),
     ]
 
 

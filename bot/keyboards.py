@@ -103,8 +103,8 @@ def month_keyboard(t: Translator, year: int, month: int, today: date, *, prefix:
 
 
 def month_shown(raw: str, today: date) -> tuple[int, int]:
-    """The month a ``YYYYMM`` calendar button asks for, never before the current month."""
+    """The month a ``YYYYMM`` calendar button asks for: from this month to two years ahead."""
     year, month = int(raw[:4]), int(raw[4:])
-    if not 1 <= month <= 12 or date(year, month, 1) < today.replace(day=1):
+    if not 1 <= month <= 12 or not today.year <= year <= today.year + 2 or date(year, month, 1) < today.replace(day=1):
         return today.year, today.month
     return year, month

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ExtBot
 
 from bot.ratelimit import NO_RETRY
@@ -82,6 +82,10 @@ async def send_due(bot: ExtBot[Any], runtime: Runtime, *, limit: int = 20, max_p
         except (NetworkError, TimedOut, OSError) as exc:
             log.warning("outbox #%s: network problem, will retry: %s", row.id, exc)
             await _record(runtime, row, ok=False, error=f"{type(exc).__name__}: {exc}")
+            continue
+        except TelegramError as exc:  # e.g. a group that became a supergroup: recorded, not retried forever
+            log.error("outbox #%s to %s failed: %s", row.id, row.chat_id, exc)
+            await _record(runtime, row, ok=False, error=f"{type(exc).__name__}: {exc}", final=True)
             continue
         await _record(runtime, row, ok=True, message_id=message.message_id)
         delivered += 1

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import FieldbotContext
@@ -50,8 +50,12 @@ async def refuse(update: Update, context: FieldbotContext, error: DomainError, *
                                    subject=error.subject, details=_attempt(update), at=runtime.clock.now())
     text = context.t(error.key, **error.params)
     if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
-    elif update.effective_chat is not None:
+        try:
+            await update.callback_query.answer(text, show_alert=True)
+            return
+        except TelegramError as exc:  # the button was already answered: say it in the chat instead
+            log.info("could not answer the button with the refusal: %s", exc)
+    if update.effective_chat is not None:
         await context.bot.send_message(update.effective_chat.id, text)
 
 

@@ -19,7 +19,7 @@ from bot.handlers.common import drop_buttons, ignore_replays, refuse, require_ro
 from bot.handlers.routing import HasOpenAlarm, InStep
 from bot.i18n import N_, all_translations
 from bot.keyboards import main_keyboard
-from bot.services import flows, incidents, outbox, pins
+from bot.services import audit, flows, incidents, outbox, pins
 from bot.services.errors import DomainError
 from bot.storage.models import Role, Staff
 from scheduler.outbox_sender import send_due
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 FIELD = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
 RESPONDERS = (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN)
 EVERYONE = tuple(Role)
+MAX_WRONG_PINS = 5
 
 
 async def _send_alerts_now(context: FieldbotContext) -> None:
@@ -174,8 +175,7 @@ async def safe_pin_typed(update: Update, context: FieldbotContext) -> None:
     safe = await pins.matches(pin, person.safety_pin_hash)
     duress = not safe and await pins.matches(pin, person.duress_pin_hash)
     if not safe and not duress:
-        log.info("wrong safety PIN from staff %s", staff.id)
-        await context.bot.send_message(message.chat.id, context.t("safe.wrong_pin"))
+        await _wrong_pin(update, context, "safe")
         return
     async with write_once(update, context) as session:
         await incidents.collector_safe(session, staff, duress=duress, now=runtime.clock.now(),
@@ -189,13 +189,38 @@ async def safe_pin_typed(update: Update, context: FieldbotContext) -> None:
                                    reply_markup=main_keyboard(context.t, staff.role))
 
 
+async def _wrong_pin(update: Update, context: FieldbotContext, flow_name: str) -> None:
+    """Count a wrong PIN (audited); after five the step ends: PINs are not to be guessed."""
+    staff, flow, runtime, chat = context.staff, context.flow, context.runtime, update.effective_chat
+    assert staff is not None and chat is not None
+    wrong = int(flow.data.get("wrong", 0)) + 1 if flow is not None else 1
+    log.info("wrong PIN from staff %s (%s)", staff.id, wrong)
+    async with runtime.db.write() as session:
+        await audit.record(session, action="staff.wrong_pin", object_type="staff", object_id=staff.id,
+                           actor_id=staff.id, at=runtime.clock.now(), details={"step": flow_name, "count": wrong})
+        if wrong >= MAX_WRONG_PINS:
+            await flows.clear(session, staff.id, flow_name)
+        elif flow is not None:
+            await flows.save(session, staff.id, flow.flow, flow.step, {**flow.data, "wrong": wrong},
+                             now=runtime.clock.now())
+    key = N_("pin.too_many") if wrong >= MAX_WRONG_PINS else N_("safe.wrong_pin")
+    await context.bot.send_message(chat.id, context.t(key))
+
+
 @require_role(*FIELD)
 async def pin_start(update: Update, context: FieldbotContext) -> None:
+    """Set (or change) the PINs. Not while an alarm is open; changing needs the current safety PIN."""
     staff, chat = context.staff, update.effective_chat
     assert staff is not None and chat is not None
     async with context.runtime.db.write() as session:
-        await flows.save(session, staff.id, "pin", "safety", {}, now=context.runtime.clock.now())
-    await context.bot.send_message(chat.id, context.t("pin.ask_safety"))
+        if await incidents.open_for(session, staff.id) is not None:
+            await context.bot.send_message(chat.id, context.t("pin.error.alarm_open"))
+            return
+        person = await session.get(Staff, staff.id)
+        step = "current" if person is not None and person.safety_pin_hash else "safety"
+        await flows.save(session, staff.id, "pin", step, {}, now=context.runtime.clock.now())
+    await context.bot.send_message(chat.id, context.t(N_("pin.ask_current") if step == "current"
+                                                      else N_("pin.ask_safety")))
 
 
 @require_role(*FIELD)
@@ -205,6 +230,16 @@ async def pin_typed(update: Update, context: FieldbotContext) -> None:
     assert message is not None and message.text is not None and staff is not None and flow is not None
     pin = message.text.strip()
     await _delete_quietly(update, context)
+    if flow.step == "current":
+        async with runtime.db.read() as session:
+            person = await session.get(Staff, staff.id)
+        if person is None or not await pins.matches(pin, person.safety_pin_hash):
+            await _wrong_pin(update, context, "pin")
+            return
+        async with write_once(update, context) as session:
+            await flows.save(session, staff.id, "pin", "safety", {}, now=runtime.clock.now())
+        await context.bot.send_message(message.chat.id, context.t("pin.ask_safety"))
+        return
     if not pins.valid_shape(pin):
         await context.bot.send_message(message.chat.id, context.t("pin.bad_shape"))
         return
@@ -222,8 +257,6 @@ async def pin_typed(update: Update, context: FieldbotContext) -> None:
         assert person is not None
         person.safety_pin_hash, person.duress_pin_hash = str(flow.data["safety"]), await pins.hash_pin(pin)
         await flows.clear(session, staff.id, "pin")
-        from bot.services import audit
-
         await audit.record(session, action="staff.pins_set", object_type="staff", object_id=staff.id,
                            actor_id=staff.id, at=runtime.clock.now())
     await context.bot.send_message(message.chat.id, context.t("pin.saved"),
@@ -304,15 +337,15 @@ def first_handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     text = filters.TEXT & ~filters.COMMAND
     return [
-        CallbackQueryHandler(acknowledge, pattern=r"^sos:ack:\d+$"),
-        CallbackQueryHandler(choose_resolution, pattern=r"^sos:res:\d+$"),
-        CallbackQueryHandler(resolution_chosen, pattern=r"^sos:rr:\d+:[a-z_]+$"),
+        CallbackQueryHandler(acknowledge, pattern=r"^sos:ack:\d{1,9}$"),
+        CallbackQueryHandler(choose_resolution, pattern=r"^sos:res:\d{1,9}$"),
+        CallbackQueryHandler(resolution_chosen, pattern=r"^sos:rr:\d{1,9}:[a-z_]+$"),
         MessageHandler(text & InStep("resolve", "note"), note_typed),
         CommandHandler("safe", ask_safe_pin),
         CallbackQueryHandler(ask_safe_pin, pattern=r"^sos:safe$"),
         MessageHandler(text & InStep("safe", "pin"), safe_pin_typed),
         CommandHandler("pin", pin_start),
-        MessageHandler(text & InStep("pin", "safety", "duress"), pin_typed),
+        MessageHandler(text & InStep("pin", "current", "safety", "duress"), pin_typed),
         CommandHandler("incidents", list_open),
-        CallbackQueryHandler(safety_answer, pattern=r"^sf:(more|done):\d+$"),
+        CallbackQueryHandler(safety_answer, pattern=r"^sf:(more|done):\d{1,9}$"),
     ]

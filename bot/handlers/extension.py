@@ -152,10 +152,10 @@ async def decide(update: Update, context: FieldbotContext) -> None:
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     text = filters.TEXT & ~filters.COMMAND
     return [
-        CallbackQueryHandler(start, pattern=r"^v:ext:\d+$"),
+        CallbackQueryHandler(start, pattern=r"^v:ext:\d{1,9}$"),
         MessageHandler(text & InStep(FLOW, "reason"), reason_typed),
         MessageHandler(text & InStep(FLOW, "date"), date_typed),
         CallbackQueryHandler(date_pressed, pattern=r"^x:d:\d{8}$"),
         CallbackQueryHandler(calendar_page, pattern=r"^x:cal:\d{6}$"),
-        CallbackQueryHandler(decide, pattern=r"^ex:(ok|no):\d+$"),
+        CallbackQueryHandler(decide, pattern=r"^ex:(ok|no):\d{1,9}$"),
     ]

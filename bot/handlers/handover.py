@@ -90,6 +90,7 @@ async def _successor_picker(update: Update, context: FieldbotContext, from_id: i
 
 
 @require_role(*STARTERS)
+@ignore_replays
 async def successor_toggled(update: Update, context: FieldbotContext) -> None:
     query, flow, staff = update.callback_query, context.flow, context.staff
     assert query is not None and query.data is not None and staff is not None
@@ -99,7 +100,7 @@ async def successor_toggled(update: Update, context: FieldbotContext) -> None:
     sid = int(query.data.split(":")[2])
     chosen = [int(x) for x in flow.data["to"]]
     chosen = [x for x in chosen if x != sid] if sid in chosen else [*chosen, sid]
-    async with context.runtime.db.write() as session:
+    async with write_once(update, context) as session:
         await flows.save(session, staff.id, FLOW, "successors", {**flow.data, "to": chosen},
                          now=context.runtime.clock.now())
     await _successor_picker(update, context, int(flow.data["from"]), chosen)
@@ -211,10 +212,15 @@ async def review(update: Update, context: FieldbotContext) -> None:
     assert query is not None and query.data is not None
     handover_id = int(query.data.split(":")[2])
     t = context.t
-    async with context.runtime.db.read() as session:
-        rows = await handover.items(session, handover_id)
-        names = {s.id: s.name for s in await session.scalars(select(Staff).where(
-            Staff.id.in_({i.successor_id for i in rows})))}
+    assert context.staff is not None
+    try:
+        async with context.runtime.db.read() as session:
+            rows = await handover.review_items(session, context.staff, handover_id)
+            names = {s.id: s.name for s in await session.scalars(select(Staff).where(
+                Staff.id.in_({i.successor_id for i in rows})))}
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.review")
+        return
     lines = [t("handover.review_title", id=handover_id)]
     lines += [f"{_facts_line(context, i)} → {names.get(i.successor_id, '?')}" for i in rows]
     buttons = [[InlineKeyboardButton(t("handover.confirm_all"), callback_data=f"ho:lok:{handover_id}")],
@@ -228,15 +234,13 @@ async def pick_new_successor(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     item_id = int(query.data.split(":")[2])
-    async with context.runtime.db.read() as session:
-        item = await session.get(HandoverItem, item_id)
-        departing = None
-        if item is not None:
-            running = await session.get(Handover, item.handover_id)
-            departing = await session.get(Staff, running.from_staff_id) if running else None
-        people = list(await session.scalars(select(Staff).where(
-            Staff.active.is_(True), Staff.role.in_([r.value for r in FIELD]),
-            Staff.team == (departing.team if departing else None), Staff.id != (departing.id if departing else 0))))
+    assert context.staff is not None
+    try:
+        async with context.runtime.db.read() as session:
+            people = await handover.successor_choices(session, context.staff, item_id)
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.review")
+        return
     buttons = [[InlineKeyboardButton(p.name, callback_data=f"ho:to:{item_id}:{p.id}")] for p in people]
     await _reply(update, context, context.t("handover.pick_one_successor"), buttons)
 
@@ -359,21 +363,21 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     text = filters.TEXT & ~filters.COMMAND
     return [
         CommandHandler("handover", begin),
-        CallbackQueryHandler(departing_chosen, pattern=r"^ho:from:\d+$"),
-        CallbackQueryHandler(successor_toggled, pattern=r"^ho:succ:\d+$"),
+        CallbackQueryHandler(departing_chosen, pattern=r"^ho:from:\d{1,9}$"),
+        CallbackQueryHandler(successor_toggled, pattern=r"^ho:succ:\d{1,9}$"),
         CallbackQueryHandler(go, pattern=r"^ho:go$"),
         CommandHandler("checklist", checklist),
         CallbackQueryHandler(checklist, pattern=r"^ho:list$"),
-        CallbackQueryHandler(item_done, pattern=r"^ho:ok:\d+$"),
-        CallbackQueryHandler(ask_note, pattern=r"^ho:note:\d+$"),
+        CallbackQueryHandler(item_done, pattern=r"^ho:ok:\d{1,9}$"),
+        CallbackQueryHandler(ask_note, pattern=r"^ho:note:\d{1,9}$"),
         MessageHandler(text & InStep(FLOW, "note"), note_typed),
-        CallbackQueryHandler(review, pattern=r"^ho:rev:\d+$"),
-        CallbackQueryHandler(pick_new_successor, pattern=r"^ho:re:\d+$"),
-        CallbackQueryHandler(reassigned, pattern=r"^ho:to:\d+:\d+$"),
-        CallbackQueryHandler(lead_ok, pattern=r"^ho:lok:\d+$"),
-        CallbackQueryHandler(ask_flag, pattern=r"^ho:flag:\d+$"),
+        CallbackQueryHandler(review, pattern=r"^ho:rev:\d{1,9}$"),
+        CallbackQueryHandler(pick_new_successor, pattern=r"^ho:re:\d{1,9}$"),
+        CallbackQueryHandler(reassigned, pattern=r"^ho:to:\d{1,9}:\d{1,9}$"),
+        CallbackQueryHandler(lead_ok, pattern=r"^ho:lok:\d{1,9}$"),
+        CallbackQueryHandler(ask_flag, pattern=r"^ho:flag:\d{1,9}$"),
         MessageHandler(text & InStep(FLOW, "flag"), flag_typed),
-        CallbackQueryHandler(decided, pattern=r"^ho:dec:\d+:(go|cancel)$"),
-        CallbackQueryHandler(received, pattern=r"^ho:rcv:\d+$"),
-        CallbackQueryHandler(cancelled, pattern=r"^ho:cancel:\d+$"),
+        CallbackQueryHandler(decided, pattern=r"^ho:dec:\d{1,9}:(go|cancel)$"),
+        CallbackQueryHandler(received, pattern=r"^ho:rcv:\d{1,9}$"),
+        CallbackQueryHandler(cancelled, pattern=r"^ho:cancel:\d{1,9}$"),
     ]

@@ -115,8 +115,8 @@ async def send_files(update: Update, context: FieldbotContext) -> None:
 
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     return [
-        CallbackQueryHandler(approve, pattern=r"^rv:ok:\d+$"),
-        CallbackQueryHandler(ask_comment, pattern=r"^rv:ret:\d+$"),
-        CallbackQueryHandler(send_files, pattern=r"^rv:files:\d+$"),
+        CallbackQueryHandler(approve, pattern=r"^rv:ok:\d{1,9}$"),
+        CallbackQueryHandler(ask_comment, pattern=r"^rv:ret:\d{1,9}$"),
+        CallbackQueryHandler(send_files, pattern=r"^rv:files:\d{1,9}$"),
         MessageHandler(filters.TEXT & ~filters.COMMAND & InStep(FLOW, "comment"), comment_typed),
     ]

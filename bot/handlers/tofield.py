@@ -74,7 +74,7 @@ async def note_typed(update: Update, context: FieldbotContext) -> None:
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     return [
         CommandHandler("tofield", begin),
-        CallbackQueryHandler(case_chosen, pattern=r"^tf:c:\d+$"),
-        CallbackQueryHandler(collector_chosen, pattern=r"^tf:to:\d+:\d+$"),
+        CallbackQueryHandler(case_chosen, pattern=r"^tf:c:\d{1,9}$"),
+        CallbackQueryHandler(collector_chosen, pattern=r"^tf:to:\d{1,9}:\d{1,9}$"),
         MessageHandler(filters.TEXT & ~filters.COMMAND & InStep(FLOW, "note"), note_typed),
     ]

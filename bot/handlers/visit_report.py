@@ -517,10 +517,10 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
              | filters.POLL | filters.VENUE)
     text = filters.TEXT & ~filters.COMMAND
     return [
-        CallbackQueryHandler(begin, pattern=r"^v:in:\d+$"),
-        CallbackQueryHandler(resume, pattern=r"^v:(resume|amend):\d+$"),
+        CallbackQueryHandler(begin, pattern=r"^v:in:\d{1,9}$"),
+        CallbackQueryHandler(resume, pattern=r"^v:(resume|amend):\d{1,9}$"),
         MessageHandler(filters.LOCATION & InStep(FLOW, "location"), location_received),
-        CallbackQueryHandler(duration_chosen, pattern=r"^v:dur:(\d+|custom)$"),
+        CallbackQueryHandler(duration_chosen, pattern=r"^v:dur:(\d{1,9}|custom)$"),
         MessageHandler(text & InStep(FLOW, "duration_custom"), duration_typed),
         CallbackQueryHandler(code_chosen, pattern=r"^v:code:[A-Z_]+$"),
         MessageHandler(text & InStep(FLOW, "field"), answer_typed),

@@ -181,8 +181,8 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     return [
         CommandHandler("visits", show_list),
         MessageHandler(filters.Text(all_translations("menu.visits")), show_list),
-        CallbackQueryHandler(show_list, pattern=r"^v:list:\d+$"),
-        CallbackQueryHandler(show_card, pattern=r"^v:card:\d+$"),
-        CallbackQueryHandler(show_phone, pattern=r"^v:ph:\d+$"),
+        CallbackQueryHandler(show_list, pattern=r"^v:list:\d{1,9}$"),
+        CallbackQueryHandler(show_card, pattern=r"^v:card:\d{1,9}$"),
+        CallbackQueryHandler(show_phone, pattern=r"^v:ph:\d{1,9}$"),
         CallbackQueryHandler(show_route, pattern=r"^v:route$"),
     ]

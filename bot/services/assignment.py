@@ -152,6 +152,10 @@ async def assign_cases(
     collector = await session.get(Staff, to_staff_id)
     if collector is None or not collector.active or collector.role not in ASSIGNABLE_ROLES:
         raise DomainError("assign.error.bad_collector")
+    from bot.services.handover import running_for
+
+    if await running_for(session, collector.id) is not None:
+        raise DomainError(N_("assign.error.leaving"), name=collector.name)
     moved: list[tuple[Case, Staff, int | None]] = []
     for case_id in case_ids:
         case = await session.get(Case, case_id)

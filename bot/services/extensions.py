@@ -95,6 +95,16 @@ async def resend(session: AsyncSession, reminder: Reminder, *, now: datetime, ca
     return sent > 0
 
 
+async def _assignee_id(session: AsyncSession, case_id: int) -> int | None:
+    from sqlalchemy import select
+
+    from bot.storage.models import Assignment
+
+    staff_id: int | None = await session.scalar(select(Assignment.staff_id).where(
+        Assignment.case_id == case_id, Assignment.ended_at.is_(None)))
+    return staff_id
+
+
 async def decide(session: AsyncSession, reviewer: StaffView, request_id: int, *, approve: bool, now: datetime,
                  calendar: WorkCalendar) -> ExtensionRequest:
     request = await session.get(ExtensionRequest, request_id)
@@ -108,6 +118,8 @@ async def decide(session: AsyncSession, reviewer: StaffView, request_id: int, *,
         raise Forbidden(subject=("extension", request_id))
     if request.status != ExtensionStatus.PENDING.value:
         raise DomainError(N_("extension.error.decided"))
+    if request.old_due_at != case.visit_due_at or request.collector_id != await _assignee_id(session, case.id):
+        raise DomainError(N_("extension.error.outdated"))  # the case moved on (handed over, new deadline)
     request.status = (ExtensionStatus.APPROVED if approve else ExtensionStatus.REJECTED).value
     request.decided_by_id, request.decided_at = reviewer.id, now
     if approve:

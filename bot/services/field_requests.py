@@ -46,7 +46,9 @@ async def create(session: AsyncSession, actor: StaffView, case_id: int, field_co
     if not allowed:
         raise Forbidden(subject=("case", case_id))
     collector = await session.get(Staff, field_collector_id)
-    if collector is None or not collector.active or collector.role != Role.COLLECTOR.value:
+    requester = await session.get(Staff, actor.id)
+    team = case.team or (requester.team if requester else None)
+    if collector is None or not collector.active or collector.role != Role.COLLECTOR.value or collector.team != team:
         raise DomainError(N_("tofield.error.not_field"))
     if await open_request(session, case_id, field_collector_id) is not None:
         raise DomainError(N_("tofield.error.pending"))

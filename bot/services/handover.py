@@ -116,7 +116,7 @@ async def start(session: AsyncSession, *, actor: StaffView | None, from_id: int,
         raise DomainError(N_("handover.error.running"))
     successors = [await session.get(Staff, sid) for sid in dict.fromkeys(successor_ids)]
     if not successors or any(s is None or not s.active or s.role not in FIELD_ROLES or s.id == from_id
-                             for s in successors):
+                             or s.team != departing.team for s in successors):
         raise DomainError(N_("handover.error.bad_successor"))
     cases = await open_cases_of(session, from_id)
     incidents = list(await session.scalars(select(Incident.id).where(
@@ -150,7 +150,8 @@ async def items(session: AsyncSession, handover_id: int) -> list[HandoverItem]:
 
 
 async def _handover(session: AsyncSession, handover_id: int, *, status: str | None = None) -> Handover:
-    handover = await session.get(Handover, handover_id)
+    # Locked for the transaction: two successors receiving at once must see each other's receipt.
+    handover = await session.get(Handover, handover_id, with_for_update=True)
     if handover is None:
         raise NotFound()
     if status is not None and handover.status != status:
@@ -195,6 +196,28 @@ async def _check_lead(session: AsyncSession, actor: StaffView, handover: Handove
     raise Forbidden(subject=("handover", handover.id))
 
 
+async def review_items(session: AsyncSession, lead: StaffView, handover_id: int) -> list[HandoverItem]:
+    """The list as the team lead sees it (only the departing collector's own lead, or an admin)."""
+    await _check_lead(session, lead, await _handover(session, handover_id))
+    return await items(session, handover_id)
+
+
+async def successor_choices(session: AsyncSession, lead: StaffView, item_id: int) -> list[Staff]:
+    item = await session.get(HandoverItem, item_id)
+    if item is None:
+        raise NotFound()
+    departing = await _check_lead(session, lead, await _handover(session, item.handover_id))
+    return list(await session.scalars(select(Staff).where(
+        Staff.active.is_(True), Staff.role.in_(FIELD_ROLES), Staff.team == departing.team,
+        Staff.id != departing.id).order_by(Staff.name)))
+
+
+async def running_for(session: AsyncSession, staff_id: int) -> Handover | None:
+    running: Handover | None = await session.scalar(select(Handover).where(
+        Handover.from_staff_id == staff_id, Handover.status.in_(RUNNING)))
+    return running
+
+
 async def reassign_item(session: AsyncSession, lead: StaffView, item_id: int, successor_id: int, *,
                         now: datetime) -> HandoverItem:
     item = await session.get(HandoverItem, item_id)
@@ -203,7 +226,8 @@ async def reassign_item(session: AsyncSession, lead: StaffView, item_id: int, su
     handover = await _handover(session, item.handover_id, status=HandoverStatus.LEAD_REVIEW.value)
     departing = await _check_lead(session, lead, handover)
     successor = await session.get(Staff, successor_id)
-    if successor is None or not successor.active or successor.role not in FIELD_ROLES or successor.id == departing.id:
+    if (successor is None or not successor.active or successor.role not in FIELD_ROLES
+            or successor.id == departing.id or successor.team != departing.team):
         raise DomainError(N_("handover.error.bad_successor"))
     before = item.successor_id
     item.successor_id = successor_id
@@ -289,6 +313,10 @@ async def receive(session: AsyncSession, successor: StaffView, handover_id: int,
             continue
         case = await session.get(Case, item.case_id)
         assert case is not None
+        item.facts = {**item.facts, "before": {  # what cancelling puts back
+            "due": case.visit_due_at.isoformat() if case.visit_due_at else None,
+            "done": case.visit_done_at.isoformat() if case.visit_done_at else None,
+            "overdue": case.visit_overdue_at.isoformat() if case.visit_overdue_at else None}}
         await assign_in_session(session, case, person, actor_id=successor.id, reason=f"handover:{handover_id}",
                                 now=now, calendar=calendar)
         item.received_at = now
@@ -333,7 +361,9 @@ async def cancel(session: AsyncSession, actor: StaffView | None, handover_id: in
         assert case is not None
         await assign_in_session(session, case, departing, actor_id=actor.id if actor else None,
                                 reason=f"handover:{handover_id}:cancelled", now=now, calendar=calendar)
-        case.visit_due_at = item.previous_due_at  # the old deadline, as it was
+        before = item.facts.get("before", {})
+        case.visit_due_at, case.visit_done_at, case.visit_overdue_at = (  # the visit clock as it was
+            _moment(before.get("due")), _moment(before.get("done")), _moment(before.get("overdue")))
         await deadlines.schedule_visit(session, case, now=now, calendar=calendar)
         item.received_at = None
     handover.status, handover.cancelled_at, handover.next_reminder_at = HandoverStatus.CANCELLED.value, now, None
@@ -342,6 +372,10 @@ async def cancel(session: AsyncSession, actor: StaffView | None, handover_id: in
     await _notify(session, [departing, *await leads_of(session, departing.team)], N_("handover.cancelled"), now=now,
                   kind="handover.cancelled", id=handover_id)
     return handover
+
+
+def _moment(text: object) -> datetime | None:
+    return datetime.fromisoformat(str(text)) if text else None
 
 
 async def remind_due(session: AsyncSession, *, now: datetime, calendar: WorkCalendar) -> int:

@@ -259,7 +259,8 @@ async def acknowledge(session: AsyncSession, staff: StaffView, incident_id: int,
     assert collector is not None
     await _tell(session, others, N_("incident.owned_by"), now=now, kind="incident.owned", name=staff.name,
                 collector=collector.name, id=incident.id)
-    await _tell(session, [collector], N_("incident.help_coming"), now=now, kind="incident.owned", name=staff.name)
+    if not incident.duress:  # under duress the phone must show nothing but "safe"
+        await _tell(session, [collector], N_("incident.help_coming"), now=now, kind="incident.owned", name=staff.name)
     return incident
 
 
@@ -324,7 +325,7 @@ async def _close(session: AsyncSession, incident: Incident, *, resolution: str, 
     collector = await session.get(Staff, incident.collector_id)
     assert collector is not None
     people = [p for p in await _alerted(session, incident) if p.id != by]
-    if by != collector.id:
+    if by != collector.id and not incident.duress:
         people.append(collector)
     for person in people:
         t = t_for(person)
