@@ -14,7 +14,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import FieldbotContext
-from bot.services import audit, inbox
+from bot.services import audit, flows, inbox
 from bot.services.errors import AlreadyDone, DomainError, Forbidden
 from bot.storage.models import Role
 
@@ -137,3 +137,13 @@ async def drop_buttons(update: Update, context: FieldbotContext) -> None:
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             raise
+
+
+async def ask_for_text(update: Update, context: FieldbotContext, flow: str, step: str, data: dict[str, Any],
+                       prompt_key: str) -> None:
+    """Save the step that waits for a typed answer (so a restart keeps it), then ask the question."""
+    staff = context.staff
+    assert staff is not None
+    async with context.runtime.db.write() as session:
+        await flows.save(session, staff.id, flow, step, data, now=context.runtime.clock.now())
+    await show(update, context, context.t(prompt_key), edit=False)

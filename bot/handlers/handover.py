@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import FieldbotContext
-from bot.handlers.common import drop_buttons, ignore_replays, refuse, require_role, show, write_once
+from bot.handlers.common import ask_for_text, drop_buttons, ignore_replays, refuse, require_role, show, write_once
 from bot.handlers.routing import InStep
 from bot.i18n import N_
 from bot.services import flows, handover
@@ -175,12 +175,9 @@ async def item_done(update: Update, context: FieldbotContext) -> None:
 
 @require_role(*FIELD)
 async def ask_note(update: Update, context: FieldbotContext) -> None:
-    query, staff = update.callback_query, context.staff
-    assert query is not None and query.data is not None and staff is not None
-    async with context.runtime.db.write() as session:
-        await flows.save(session, staff.id, FLOW, "note", {"item": int(query.data.split(":")[2])},
-                         now=context.runtime.clock.now())
-    await _reply(update, context, context.t("handover.ask_note"))
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await ask_for_text(update, context, FLOW, "note", {"item": int(query.data.split(":")[2])}, "handover.ask_note")
 
 
 @require_role(*FIELD)
@@ -282,12 +279,10 @@ async def lead_ok(update: Update, context: FieldbotContext) -> None:
 
 @require_role(*LEADS)
 async def ask_flag(update: Update, context: FieldbotContext) -> None:
-    query, staff = update.callback_query, context.staff
-    assert query is not None and query.data is not None and staff is not None
-    async with context.runtime.db.write() as session:
-        await flows.save(session, staff.id, FLOW, "flag", {"handover": int(query.data.split(":")[2])},
-                         now=context.runtime.clock.now())
-    await _reply(update, context, context.t("handover.ask_flag"))
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await ask_for_text(update, context, FLOW, "flag", {"handover": int(query.data.split(":")[2])},
+                       "handover.ask_flag")
 
 
 @require_role(*LEADS)

@@ -7,7 +7,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import FieldbotContext
-from bot.handlers.common import ignore_replays, refuse, require_role, show, write_once
+from bot.handlers.common import ask_for_text, ignore_replays, refuse, require_role, show, write_once
 from bot.handlers.routing import InStep
 from bot.services import field_requests, flows
 from bot.services.errors import DomainError
@@ -46,13 +46,11 @@ async def case_chosen(update: Update, context: FieldbotContext) -> None:
 
 @require_role(*SENDERS)
 async def collector_chosen(update: Update, context: FieldbotContext) -> None:
-    query, staff = update.callback_query, context.staff
-    assert query is not None and query.data is not None and staff is not None
+    query = update.callback_query
+    assert query is not None and query.data is not None
     _, _, case_id, collector_id = query.data.split(":")
-    async with context.runtime.db.write() as session:
-        await flows.save(session, staff.id, FLOW, "note", {"case": int(case_id), "to": int(collector_id)},
-                         now=context.runtime.clock.now())
-    await show(update, context, context.t("tofield.ask_note"))
+    await ask_for_text(update, context, FLOW, "note", {"case": int(case_id), "to": int(collector_id)},
+                       "tofield.ask_note")
 
 
 @require_role(*SENDERS)
