@@ -155,15 +155,15 @@ async def checklist(update: Update, context: FieldbotContext) -> None:
     await _reply(update, context, "\n".join(lines), buttons)
 
 
-@require_role(*FIELD)
-@ignore_replays
-async def item_done(update: Update, context: FieldbotContext) -> None:
-    query, staff = update.callback_query, context.staff
-    assert query is not None and query.data is not None and staff is not None
+async def _mark(update: Update, context: FieldbotContext, item_id: int, note: str | None) -> None:
+    """Record the departing collector's answer for one item, then show what is left (or hand it on)."""
+    staff = context.staff
+    assert staff is not None
     try:
         async with write_once(update, context) as session:
-            _, all_done = await handover.departing_mark(session, staff, int(query.data.split(":")[2]), note=None,
+            _, all_done = await handover.departing_mark(session, staff, item_id, note=note,
                                                         now=context.runtime.clock.now())
+            await flows.clear(session, staff.id, FLOW)
     except DomainError as error:
         await refuse(update, context, error, what="handover.item")
         return
@@ -171,6 +171,14 @@ async def item_done(update: Update, context: FieldbotContext) -> None:
         await _reply(update, context, context.t("handover.departing_done"))
     else:
         await checklist(update, context)
+
+
+@require_role(*FIELD)
+@ignore_replays
+async def item_done(update: Update, context: FieldbotContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await _mark(update, context, int(query.data.split(":")[2]), None)
 
 
 @require_role(*FIELD)
@@ -183,21 +191,9 @@ async def ask_note(update: Update, context: FieldbotContext) -> None:
 @require_role(*FIELD)
 @ignore_replays
 async def note_typed(update: Update, context: FieldbotContext) -> None:
-    message, flow, staff = update.effective_message, context.flow, context.staff
-    assert message is not None and message.text is not None and flow is not None and staff is not None
-    try:
-        async with write_once(update, context) as session:
-            _, all_done = await handover.departing_mark(session, staff, int(flow.data["item"]),
-                                                        note=message.text.strip()[:500],
-                                                        now=context.runtime.clock.now())
-            await flows.clear(session, staff.id, FLOW)
-    except DomainError as error:
-        await refuse(update, context, error, what="handover.item")
-        return
-    if all_done:
-        await _reply(update, context, context.t("handover.departing_done"))
-    else:
-        await checklist(update, context)
+    message, flow = update.effective_message, context.flow
+    assert message is not None and message.text is not None and flow is not None
+    await _mark(update, context, int(flow.data["item"]), message.text.strip()[:500])
 
 
 # ---- the team lead --------------------------------------------------------------------------------------
