@@ -10,7 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.config import ConfigError, Settings, load_settings
@@ -47,6 +47,15 @@ def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]], *, upg
             await database.dispose()
 
     return asyncio.run(main())
+
+
+def _print_rows(rows: list[dict[str, Any]], *, as_json: bool, line: Callable[[dict[str, Any]], str]) -> None:
+    """A listing for scripts (``--json``) or for people (one formatted line a row)."""
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    for row in rows:
+        print(line(row))
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -124,12 +133,9 @@ def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
              "active": m.active, "registered": m.telegram_user_id is not None, "locale": m.locale}
             for m in members
         ]
-        if args.json:
-            print(json.dumps(rows, ensure_ascii=False, indent=1))
-        else:
-            for r in rows:
-                print(f"#{r['id']:<5} {r['name']:<12} {r['role']:<16} team={r['team'] or '-':<8} "
-                      f"{'active' if r['active'] else 'inactive'} {'registered' if r['registered'] else 'invited'}")
+        _print_rows(rows, as_json=args.json, line=lambda r: (
+            f"#{r['id']:<5} {r['name']:<12} {r['role']:<16} team={r['team'] or '-':<8} "
+            f"{'active' if r['active'] else 'inactive'} {'registered' if r['registered'] else 'invited'}"))
         return 0
 
     return _run_db(settings, work)
@@ -236,12 +242,9 @@ def cmd_cases(settings: Settings, args: argparse.Namespace) -> int:
     async def work(database: Database) -> int:
         async with database.read() as session:
             rows = [r.as_dict() for r in await list_cases(session, status=args.status, assignee_id=args.assignee)]
-        if args.json:
-            print(json.dumps(rows, ensure_ascii=False, indent=1))
-        else:
-            for r in rows:
-                print(f"{r['bank']:<10} {r['case_no']:<14} {r['debtor_name']:<8} {r['amount_due']:>12} "
-                      f"{r['status']:<9} {r['assignee'] or '-'}")
+        _print_rows(rows, as_json=args.json, line=lambda r: (
+            f"{r['bank']:<10} {r['case_no']:<14} {r['debtor_name']:<8} {r['amount_due']:>12} "
+            f"{r['status']:<9} {r['assignee'] or '-'}"))
         return 0
 
     return _run_db(settings, work)
