@@ -17,6 +17,7 @@ from bot.services.parsing import (
     parse_amount,
     parse_date,
     parse_int,
+    parse_minutes,
 )
 
 FULL_WIDTH = str.maketrans("0123456789,.", "０１２３４５６７８９，．")
@@ -354,3 +355,9 @@ def test_mask_id_number_never_leaks_the_middle(text: str) -> None:
 def test_clean_text() -> None:
     assert clean_text("\u3000张\u200b三 \t\n 李四\xa0") == "张三 李四"
     assert clean_text("") == ""
+
+
+@pytest.mark.parametrize(("text", "expected"), [("45", 45), ("45分钟", 45), ("45 min", 45), ("９０分", 90),
+                                                ("abc", None), ("1.5 hours", None), ("45天", None), ("", None)])
+def test_parse_minutes(text: str, expected: int | None) -> None:
+    assert parse_minutes(text) == expected

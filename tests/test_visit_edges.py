@@ -244,3 +244,14 @@ async def test_list_is_ordered_by_deadline_and_route_comes_with_a_picture(harnes
     photo = next(c for c in calls if c.method == "sendPhoto").params
     assert photo["caption"].startswith("Today's route: 3 stops, about ")
     assert photo["photo"]["filename"] and photo["photo"]["size"] > 1000
+
+
+async def test_a_custom_duration_is_typed_in_minutes(harness: BotHarness, field: dict[str, int]) -> None:
+    await to_step(harness, field, "location")
+    calls = await harness.send(harness.updates.button(ANN, "v:dur:custom"))
+    assert harness.replies(calls)[-1] == "Type the planned minutes (5–480):"
+    calls = await harness.send(harness.updates.text(ANN, "an hour or so"))
+    assert harness.replies(calls) == ["Please type a number of minutes between 5 and 480."]
+    calls = await harness.send(harness.updates.text(ANN, "45分钟"))
+    assert harness.replies(calls)[-1] == "Choose the visit result:"
+    assert (await _visit(harness)).planned_minutes == 45

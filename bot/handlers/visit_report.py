@@ -31,6 +31,7 @@ from bot.keyboards import date_buttons, main_keyboard, month_keyboard, month_sho
 from bot.services import dispositions, evidence, flows, visits
 from bot.services.dispositions import AnswerError, Kind
 from bot.services.errors import DomainError
+from bot.services.parsing import parse_minutes
 from bot.services.visit_summary import summary_text
 from bot.storage.models import Case, Role, Visit
 
@@ -258,11 +259,11 @@ async def duration_chosen(update: Update, context: FieldbotContext) -> None:
 async def duration_typed(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
     assert message is not None and message.text is not None
-    digits = "".join(ch for ch in message.text if ch.isdigit())
-    if not digits:
+    minutes = parse_minutes(message.text)
+    if minutes is None:
         await context.bot.send_message(message.chat.id, context.t("visit.hint.duration"))
         return
-    await _save_duration(update, context, int(digits))
+    await _save_duration(update, context, minutes)
 
 
 @require_role(*COLLECTORS)

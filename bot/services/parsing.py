@@ -135,6 +135,15 @@ def parse_int(text: str) -> int | None:
     return -value if m.group("sign") == "-" else value
 
 
+_MINUTES = re.compile(r"(?P<num>\d{1,4})\s*(?:分钟|分|minutes?|mins?|m)?", re.IGNORECASE)
+
+
+def parse_minutes(text: str) -> int | None:
+    """A number of minutes: ``45``, ``45分钟``, ``45 min``; anything else gives ``None``."""
+    m = _MINUTES.fullmatch(_norm(text))
+    return int(m.group("num")) if m else None
+
+
 # ---------------------------------------------------------------------------
 # Dates
 # ---------------------------------------------------------------------------
