@@ -1,0 +1,90 @@
+"""Every multi-step conversation's steps, one enum per flow; the enum's class names its flow.
+
+A saved flow state (``flow_states``) is a flow name and a step. Handlers route on them with
+``InStep(VisitStep.FIELD)`` and services save them with ``flows.save(session, staff_id, VisitStep.FIELD, ...)``,
+so the set of steps is declared here once and a typo is an ``AttributeError``, not a silent non-match.
+No Telegram import here: services use it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Step(StrEnum):
+    """A step of one flow. Subclasses set ``FLOW`` (the name stored in ``flow_states.flow``)."""
+
+    FLOW: ClassVar[str]
+
+    @property
+    def flow(self) -> str:
+        return type(self).FLOW
+
+
+class VisitStep(Step):
+    LOCATION = "location"
+    DURATION = "duration"
+    DURATION_CUSTOM = "duration_custom"
+    CODE = "code"
+    FIELD = "field"
+    EVIDENCE = "evidence"
+    CONFIRM = "confirm"
+
+
+class ReviewStep(Step):
+    COMMENT = "comment"
+
+
+class ExtensionStep(Step):
+    REASON = "reason"
+    DATE = "date"
+
+
+class AssignStep(Step):
+    CONFIRM = "confirm"
+    AREA = "area"
+    AREA_COLLECTOR = "area_collector"
+
+
+class HandoverStep(Step):
+    SUCCESSORS = "successors"
+    NOTE = "note"
+    FLAG = "flag"
+
+
+class ToFieldStep(Step):
+    NOTE = "note"
+
+
+class ResolveStep(Step):
+    NOTE = "note"
+
+
+class SafeStep(Step):
+    PIN = "pin"
+
+
+class PinStep(Step):
+    CURRENT = "current"
+    SAFETY = "safety"
+    DURESS = "duress"
+
+
+for _cls, _name in ((VisitStep, "visit"), (ReviewStep, "review"), (ExtensionStep, "extension"),
+                    (AssignStep, "assign"), (HandoverStep, "handover"), (ToFieldStep, "tofield"),
+                    (ResolveStep, "resolve"), (SafeStep, "safe"), (PinStep, "pin")):
+    _cls.FLOW = _name  # an enum's class attribute set after creation: not a member
+
+FLOWS: dict[str, type[Step]] = {cls.FLOW: cls for cls in Step.__subclasses__()}
+
+
+def step_of(flow: str, step: str) -> Step | None:
+    """The declared step a saved state names, or None for a state no flow knows (an old version's)."""
+    cls = FLOWS.get(flow)
+    if cls is None:
+        return None
+    try:
+        return cls(step)
+    except ValueError:
+        return None
