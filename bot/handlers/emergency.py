@@ -3,33 +3,45 @@
 The SOS handlers come first in the handler list, so one tap works from any state: it interrupts
 whatever conversation the collector is in (the draft stays). The alert is written to the outbox and
 sent at once, before anything else is answered.
+
+Who may acknowledge or close which alarm, and the PIN rules (wrong-try limit, lock, duress), are the
+services' (``incidents``, ``safety_pins``); these handlers parse, call one of them and answer.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 from sqlalchemy import select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import Application, BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.buttons import (
+    AlarmAcknowledge,
+    AlarmResolution,
+    AlarmResolve,
+    ImSafe,
+    SafetyDone,
+    SafetyMoreTime,
+    Word,
+)
 from bot.context import FieldbotContext
-from bot.handlers.common import drop_buttons, ignore_replays, refuse, require_role, write_once
-from bot.handlers.routing import HasOpenAlarm, InStep
+from bot.handlers.common import drop_buttons, ignore_replays, pressed, refuse, serves, write_once
+from bot.handlers.routing import AtStep, HasOpenAlarm, RoleIs
 from bot.i18n import N_, all_translations
 from bot.keyboards import main_keyboard
-from bot.services import audit, flows, incidents, outbox, pins
-from bot.services.errors import DomainError
+from bot.services import inbox, incidents, outbox, policy, safety_pins
+from bot.services.errors import AlreadyDone, DomainError
+from bot.steps import PinStep, ResolveStep, SafeStep
 from bot.storage.models import Role, Staff
 from scheduler.outbox_sender import send_due
 
 log = logging.getLogger(__name__)
 
 FIELD = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
-RESPONDERS = (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN)
-EVERYONE = tuple(Role)
-MAX_WRONG_PINS = 5
+SAFETY = policy.Action.SAFETY_OWN
 
 
 async def _send_alerts_now(context: FieldbotContext) -> None:
@@ -40,15 +52,14 @@ async def _send_alerts_now(context: FieldbotContext) -> None:
         log.exception("immediate alert send failed; the outbox sweep will retry")
 
 
-@require_role(*FIELD)
+@serves(SAFETY)
 @ignore_replays
 async def sos(update: Update, context: FieldbotContext) -> None:
     staff, runtime, chat = context.staff, context.runtime, update.effective_chat
     assert staff is not None and chat is not None
-    policy = incidents.Policy.of(runtime.settings)
     async with write_once(update, context) as session:
         incident, new = await incidents.raise_alarm(session, staff.id, reason="sos", now=runtime.clock.now(),
-                                                    policy=policy)
+                                                    policy=incidents.Policy.of(runtime.settings))
     log.warning("SOS from staff %s: incident %s (%s)", staff.id, incident.id, "new" if new else "again")
     await _send_alerts_now(context)
     t = context.t
@@ -57,19 +68,18 @@ async def sos(update: Update, context: FieldbotContext) -> None:
     await context.bot.send_message(chat.id, t("sos.raised"), reply_markup=keyboard)
     await context.bot.send_message(chat.id, t("sos.safe_hint"),
                                    reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(
-                                       t("sos.im_safe"), callback_data="sos:safe")]]))
+                                       t("sos.im_safe"), callback_data=ImSafe().pack())]]))
 
 
-@require_role(*RESPONDERS)
+@serves(policy.Action.INCIDENT_ACK)
 @ignore_replays
 async def acknowledge(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    runtime = context.runtime
+    assert query is not None and context.staff is not None
+    runtime, incident_id = context.runtime, pressed(update, AlarmAcknowledge).incident_id
     try:
         async with write_once(update, context) as session:
-            incident = await incidents.acknowledge(session, context.staff, int(query.data.split(":")[2]),
-                                                   now=runtime.clock.now(),
+            incident = await incidents.acknowledge(session, context.staff, incident_id, now=runtime.clock.now(),
                                                    policy=incidents.Policy.of(runtime.settings))
     except DomainError as error:
         await refuse(update, context, error, what="incident.acknowledge")
@@ -80,42 +90,51 @@ async def acknowledge(update: Update, context: FieldbotContext) -> None:
     assert update.effective_chat is not None
     await context.bot.send_message(
         update.effective_chat.id, context.t("incident.you_own", id=incident.id),
-        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(context.t("incident.resolve"),
-                                                                 callback_data=f"sos:res:{incident.id}")]]))
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(
+            context.t("incident.resolve"), callback_data=AlarmResolve(incident_id=incident.id).pack())]]))
 
 
-@require_role(*RESPONDERS)
+@serves(policy.Action.INCIDENT_RESOLVE)
 async def choose_resolution(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None
-    incident_id = int(query.data.split(":")[2])
+    assert query is not None and context.staff is not None
+    incident_id = pressed(update, AlarmResolve).incident_id
+    try:
+        async with context.runtime.db.read() as session:
+            choices = await incidents.resolution_menu(session, context.staff, incident_id)
+    except DomainError as error:
+        await refuse(update, context, error, what="incident.resolve")
+        return
     t = context.t
-    buttons = [[InlineKeyboardButton(t(f"resolution.{r}"), callback_data=f"sos:rr:{incident_id}:{r}")]
-               for r in incidents.RESOLUTIONS]
+    buttons = [[InlineKeyboardButton(t(f"resolution.{r}"),
+                                     callback_data=AlarmResolution(incident_id=incident_id,
+                                                                                   resolution=Word(r)).pack())]
+               for r in choices]
     await query.answer()
     assert update.effective_chat is not None
     await context.bot.send_message(update.effective_chat.id, t("incident.ask_resolution"),
                                    reply_markup=InlineKeyboardMarkup(buttons))
 
 
-@require_role(*RESPONDERS)
+@serves(policy.Action.INCIDENT_RESOLVE)
 @ignore_replays
 async def resolution_chosen(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    _, _, incident_id, resolution = query.data.split(":")
-    if resolution not in incidents.RESOLUTIONS:
-        await refuse(update, context, DomainError("error.stale_button"), what="incident.resolve")
+    assert query is not None and context.staff is not None
+    chosen = pressed(update, AlarmResolution)
+    try:
+        async with write_once(update, context) as session:
+            await incidents.resolution_chosen(session, context.staff, chosen.incident_id, chosen.resolution,
+                                              now=context.runtime.clock.now())
+    except DomainError as error:
+        await refuse(update, context, error, what="incident.resolve")
         return
-    async with write_once(update, context) as session:
-        await flows.save(session, context.staff.id, "resolve", "note",
-                         {"incident_id": int(incident_id), "resolution": resolution}, now=context.runtime.clock.now())
     await query.answer()
     assert update.effective_chat is not None
     await context.bot.send_message(update.effective_chat.id, context.t("incident.ask_note"))
 
 
-@require_role(*RESPONDERS)
+@serves(policy.Action.INCIDENT_RESOLVE)
 @ignore_replays
 async def note_typed(update: Update, context: FieldbotContext) -> None:
     message, flow, staff = update.effective_message, context.flow, context.staff
@@ -126,7 +145,6 @@ async def note_typed(update: Update, context: FieldbotContext) -> None:
             incident = await incidents.resolve(session, staff, int(flow.data["incident_id"]),
                                                resolution=str(flow.data["resolution"]),
                                                note=message.text.strip()[:1000], now=runtime.clock.now())
-            await flows.clear(session, staff.id, "resolve")
     except DomainError as error:
         await refuse(update, context, error, what="incident.resolve")
         return
@@ -148,125 +166,68 @@ async def _delete_quietly(update: Update, context: FieldbotContext) -> None:
         log.info("could not delete a PIN message: %s", exc)
 
 
-@require_role(*FIELD)
-async def ask_safe_pin(update: Update, context: FieldbotContext) -> None:
+async def _answer(update: Update, context: FieldbotContext, reply: safety_pins.Reply) -> None:
+    """Say what the PIN service decided (after sending any alerts it queued)."""
     staff, chat = context.staff, update.effective_chat
     assert staff is not None and chat is not None
+    if reply.alerts:
+        await _send_alerts_now(context)
+    await context.bot.send_message(chat.id, context.t(reply.key),
+                                   reply_markup=main_keyboard(context.t, staff.role) if reply.menu else None)
+
+
+@serves(SAFETY)
+async def ask_safe_pin(update: Update, context: FieldbotContext) -> None:
+    staff = context.staff
+    assert staff is not None
     if update.callback_query is not None:
         await update.callback_query.answer()
     async with context.runtime.db.write() as session:
-        person = await session.get(Staff, staff.id)
-        has_pin = person is not None and person.safety_pin_hash is not None
-        if has_pin:
-            await flows.save(session, staff.id, "safe", "pin", {}, now=context.runtime.clock.now())
-    await context.bot.send_message(chat.id, context.t(N_("safe.ask_pin") if has_pin else N_("safe.no_pin")))
+        reply = await safety_pins.open_safe_step(session, staff, now=context.runtime.clock.now())
+    await _answer(update, context, reply)
 
 
-@require_role(*FIELD)
+@serves(SAFETY)
 @ignore_replays
 async def safe_pin_typed(update: Update, context: FieldbotContext) -> None:
     message, staff, runtime = update.effective_message, context.staff, context.runtime
     assert message is not None and message.text is not None and staff is not None
-    pin = message.text.strip()
     await _delete_quietly(update, context)
-    async with runtime.db.read() as session:
-        person = await session.get(Staff, staff.id)
-    assert person is not None
-    safe = await pins.matches(pin, person.safety_pin_hash)
-    duress = not safe and await pins.matches(pin, person.duress_pin_hash)
-    if not safe and not duress:
-        await _wrong_pin(update, context, "safe")
-        return
     async with write_once(update, context) as session:
-        await incidents.collector_safe(session, staff, duress=duress, now=runtime.clock.now(),
-                                       policy=incidents.Policy.of(runtime.settings))
-        await flows.clear(session, staff.id, "safe")
-    if duress:
-        log.warning("duress PIN from staff %s", staff.id)
-    await _send_alerts_now(context)
-    # The same words and keyboard for both PINs: nothing on the phone tells them apart.
-    await context.bot.send_message(message.chat.id, context.t("safe.thanks"),
-                                   reply_markup=main_keyboard(context.t, staff.role))
+        # The same words and keyboard for the safety and the duress PIN: nothing on the phone tells them apart.
+        reply = await safety_pins.check_safe_pin(session, staff, message.text.strip(), now=runtime.clock.now(),
+                                                 policy=incidents.Policy.of(runtime.settings))
+    await _answer(update, context, reply)
 
 
-async def _wrong_pin(update: Update, context: FieldbotContext, flow_name: str) -> None:
-    """Count a wrong PIN (audited); after five the step ends: PINs are not to be guessed."""
-    staff, flow, runtime, chat = context.staff, context.flow, context.runtime, update.effective_chat
-    assert staff is not None and chat is not None
-    wrong = int(flow.data.get("wrong", 0)) + 1 if flow is not None else 1
-    log.info("wrong PIN from staff %s (%s)", staff.id, wrong)
-    async with runtime.db.write() as session:
-        await audit.record(session, action="staff.wrong_pin", object_type="staff", object_id=staff.id,
-                           actor_id=staff.id, at=runtime.clock.now(), details={"step": flow_name, "count": wrong})
-        if wrong >= MAX_WRONG_PINS:
-            await flows.clear(session, staff.id, flow_name)
-        elif flow is not None:
-            await flows.save(session, staff.id, flow.flow, flow.step, {**flow.data, "wrong": wrong},
-                             now=runtime.clock.now())
-    key = N_("pin.too_many") if wrong >= MAX_WRONG_PINS else N_("safe.wrong_pin")
-    await context.bot.send_message(chat.id, context.t(key))
-
-
-@require_role(*FIELD)
+@serves(SAFETY)
 async def pin_start(update: Update, context: FieldbotContext) -> None:
-    """Set (or change) the PINs. Not while an alarm is open; changing needs the current safety PIN."""
-    staff, chat = context.staff, update.effective_chat
-    assert staff is not None and chat is not None
+    """Set (or change) the PINs (the service says when not)."""
+    staff = context.staff
+    assert staff is not None
     async with context.runtime.db.write() as session:
-        if await incidents.open_for(session, staff.id) is not None:
-            await context.bot.send_message(chat.id, context.t("pin.error.alarm_open"))
-            return
-        person = await session.get(Staff, staff.id)
-        step = "current" if person is not None and person.safety_pin_hash else "safety"
-        await flows.save(session, staff.id, "pin", step, {}, now=context.runtime.clock.now())
-    await context.bot.send_message(chat.id, context.t(N_("pin.ask_current") if step == "current"
-                                                      else N_("pin.ask_safety")))
+        reply = await safety_pins.start_change(session, staff, now=context.runtime.clock.now())
+    await _answer(update, context, reply)
 
 
-@require_role(*FIELD)
+@serves(SAFETY)
 @ignore_replays
 async def pin_typed(update: Update, context: FieldbotContext) -> None:
     message, staff, flow, runtime = update.effective_message, context.staff, context.flow, context.runtime
     assert message is not None and message.text is not None and staff is not None and flow is not None
-    pin = message.text.strip()
+    step = flow.at
+    assert isinstance(step, PinStep)
     await _delete_quietly(update, context)
-    if flow.step == "current":
-        async with runtime.db.read() as session:
-            person = await session.get(Staff, staff.id)
-        if person is None or not await pins.matches(pin, person.safety_pin_hash):
-            await _wrong_pin(update, context, "pin")
-            return
-        async with write_once(update, context) as session:
-            await flows.save(session, staff.id, "pin", "safety", {}, now=runtime.clock.now())
-        await context.bot.send_message(message.chat.id, context.t("pin.ask_safety"))
-        return
-    if not pins.valid_shape(pin):
-        await context.bot.send_message(message.chat.id, context.t("pin.bad_shape"))
-        return
-    if flow.step == "safety":
-        async with write_once(update, context) as session:
-            await flows.save(session, staff.id, "pin", "duress", {"safety": await pins.hash_pin(pin)},
-                             now=runtime.clock.now())
-        await context.bot.send_message(message.chat.id, context.t("pin.ask_duress"))
-        return
-    if await pins.matches(pin, str(flow.data.get("safety"))):
-        await context.bot.send_message(message.chat.id, context.t("pin.same"))
-        return
     async with write_once(update, context) as session:
-        person = await session.get(Staff, staff.id)
-        assert person is not None
-        person.safety_pin_hash, person.duress_pin_hash = str(flow.data["safety"]), await pins.hash_pin(pin)
-        await flows.clear(session, staff.id, "pin")
-        await audit.record(session, action="staff.pins_set", object_type="staff", object_id=staff.id,
-                           actor_id=staff.id, at=runtime.clock.now())
-    await context.bot.send_message(message.chat.id, context.t("pin.saved"),
-                                   reply_markup=main_keyboard(context.t, staff.role))
+        reply = await safety_pins.change_answer(session, staff, step, flow.data, message.text.strip(),
+                                                now=runtime.clock.now(), policy=incidents.Policy.of(runtime.settings))
+    await _answer(update, context, reply)
 
 
 # ---- where the collector is ----------------------------------------------------------------------------
 
 
-@require_role(*FIELD)
+@serves(SAFETY)
 @ignore_replays
 async def location_for_alarm(update: Update, context: FieldbotContext) -> None:
     message, staff, runtime = update.effective_message, context.staff, context.runtime
@@ -279,10 +240,49 @@ async def location_for_alarm(update: Update, context: FieldbotContext) -> None:
         await context.bot.send_message(message.chat.id, context.t("sos.location_received"))
 
 
+@serves(SAFETY)
+async def location_without_alarm(update: Update, context: FieldbotContext) -> None:
+    """A location while the collector knows of no open alarm.
+
+    If a duress PIN hid their alarm, the location still goes to it, silently; then the update is handled
+    exactly as it would be without any alarm (a visit check-in, or whatever the next handler says).
+    """
+    message, staff, runtime = update.effective_message, context.staff, context.runtime
+    assert message is not None and message.location is not None and staff is not None
+    live = update.edited_message is not None or message.location.live_period is not None
+    try:
+        async with runtime.db.write() as session:  # its own key: the handler below records the update itself
+            await inbox.claim(session, f"{inbox.update_key(update.update_id)}:alarm-location",
+                              now=runtime.clock.now())
+            await incidents.add_location(session, staff.id, lat=message.location.latitude,
+                                         lon=message.location.longitude, now=runtime.clock.now(), live=live)
+    except AlreadyDone:
+        pass
+    if update.edited_message is None:  # an edited location without a (known) alarm is dropped, as at the gate
+        await _as_without_alarm(update, context)
+
+
+async def _as_without_alarm(update: Update, context: FieldbotContext) -> None:
+    """Give the update to the handler that would have taken it had ``location_without_alarm`` not matched."""
+    application = cast("Application[Any, FieldbotContext, Any, Any, Any, Any]", context.application)
+    for handlers in application.handlers.values():
+        mine = next((i for i, h in enumerate(handlers) if getattr(h, "callback", None) is location_without_alarm),
+                    None)
+        if mine is None:
+            continue
+        for handler in handlers[mine + 1:]:
+            check = handler.check_update(update)
+            if check is None or check is False:
+                continue
+            await handler.handle_update(update, application, check, context)
+            return
+        return
+
+
 # ---- supervisors' view, and the visit safety timer -------------------------------------------------------
 
 
-@require_role(*RESPONDERS)
+@serves(policy.Action.INCIDENT_VIEW)
 async def list_open(update: Update, context: FieldbotContext) -> None:
     staff, chat, runtime, t = context.staff, update.effective_chat, context.runtime, context.t
     assert staff is not None and chat is not None
@@ -300,20 +300,22 @@ async def list_open(update: Update, context: FieldbotContext) -> None:
         lines.append(t("incident.open_line", id=i.id, collector=names.get(i.collector_id, "?"),
                        time=t.datetime(i.raised_at, runtime.tz), owner=owner))
         if i.owner_id is None:
-            buttons.append([InlineKeyboardButton(t("incident.ack") + f" #{i.id}", callback_data=f"sos:ack:{i.id}")])
+            buttons.append([InlineKeyboardButton(t("incident.ack") + f" #{i.id}",
+                                                 callback_data=AlarmAcknowledge(incident_id=i.id).pack())])
     await context.bot.send_message(chat.id, "\n".join(lines),
                                    reply_markup=InlineKeyboardMarkup(buttons) if buttons else None)
 
 
-@require_role(*FIELD)
+@serves(SAFETY)
 @ignore_replays
 async def safety_answer(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None and context.staff is not None
-    _, choice, visit_id = query.data.split(":")
+    more = SafetyMoreTime.pattern().match(query.data) is not None
+    visit_id = pressed(update, SafetyMoreTime).visit_id if more else pressed(update, SafetyDone).visit_id
     try:
         async with write_once(update, context) as session:
-            await incidents.safety_answer(session, context.staff, int(visit_id), more=choice == "more",
+            await incidents.safety_answer(session, context.staff, visit_id, more=more,
                                           now=context.runtime.clock.now())
     except DomainError as error:
         await refuse(update, context, error, what="visit.safety")
@@ -322,30 +324,32 @@ async def safety_answer(update: Update, context: FieldbotContext) -> None:
     await drop_buttons(update, context)
     assert update.effective_chat is not None
     await context.bot.send_message(update.effective_chat.id,
-                                   context.t(N_("safety.extended") if choice == "more" else N_("safety.stopped")))
+                                   context.t(N_("safety.extended") if more else N_("safety.stopped")))
 
 
 def first_handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
-    """Before every flow: SOS from any state, and locations while an alarm is open."""
+    """Before every flow: SOS from any state, and locations (to the open alarm, hidden from the collector or not)."""
     return [
         CommandHandler("sos", sos),
         MessageHandler(filters.Text(all_translations("menu.sos")), sos),
         MessageHandler(filters.LOCATION & HasOpenAlarm(), location_for_alarm),
+        MessageHandler(filters.LOCATION & RoleIs(*FIELD), location_without_alarm),
     ]
 
 
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     text = filters.TEXT & ~filters.COMMAND
     return [
-        CallbackQueryHandler(acknowledge, pattern=r"^sos:ack:\d{1,9}$"),
-        CallbackQueryHandler(choose_resolution, pattern=r"^sos:res:\d{1,9}$"),
-        CallbackQueryHandler(resolution_chosen, pattern=r"^sos:rr:\d{1,9}:[a-z_]+$"),
-        MessageHandler(text & InStep("resolve", "note"), note_typed),
+        CallbackQueryHandler(acknowledge, pattern=AlarmAcknowledge.pattern()),
+        CallbackQueryHandler(choose_resolution, pattern=AlarmResolve.pattern()),
+        CallbackQueryHandler(resolution_chosen, pattern=AlarmResolution.pattern()),
+        MessageHandler(text & AtStep(ResolveStep.NOTE), note_typed),
         CommandHandler("safe", ask_safe_pin),
-        CallbackQueryHandler(ask_safe_pin, pattern=r"^sos:safe$"),
-        MessageHandler(text & InStep("safe", "pin"), safe_pin_typed),
+        CallbackQueryHandler(ask_safe_pin, pattern=ImSafe.pattern()),
+        MessageHandler(text & AtStep(SafeStep.PIN), safe_pin_typed),
         CommandHandler("pin", pin_start),
-        MessageHandler(text & InStep("pin", "current", "safety", "duress"), pin_typed),
+        MessageHandler(text & AtStep(flow=PinStep), pin_typed),
         CommandHandler("incidents", list_open),
-        CallbackQueryHandler(safety_answer, pattern=r"^sf:(more|done):\d{1,9}$"),
+        CallbackQueryHandler(safety_answer, pattern=SafetyMoreTime.pattern()),
+        CallbackQueryHandler(safety_answer, pattern=SafetyDone.pattern()),
     ]

@@ -5,6 +5,15 @@ is resolved. An alarm is a row with timers (``next_escalation_at``, ``next_ping_
 emergency sweep acts on, so a restart loses nothing. Alerts leave through the outbox at the highest
 priority; every step (raised, queued and delivered to whom and when, retries, acknowledged,
 escalated, locations, resolved) is an event on the incident's timeline and in the audit log.
+
+Who may acknowledge, resolve or list an alarm is :mod:`bot.services.policy`'s to say (an alarm that
+reached the person, or their team's; resolving: its owner or a supervisor of the collector's team).
+
+Duress: after the duress PIN the collector's phone must show exactly what it would after the safety
+PIN. Where the safety PIN would have closed the alarm, the duress PIN keeps it open and escalating but
+hides it from the collector (a ``hidden_from_collector`` event on its timeline): :func:`open_for`, which
+everything the collector sees depends on, no longer returns it, while :func:`any_open_for` (the
+location feed, SOS again, a PIN lock) still does. Raising the alarm again shows it to them again.
 """
 
 from __future__ import annotations
@@ -19,12 +28,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.buttons import AlarmAcknowledge, AlarmResolve, SafetyDone, SafetyMoreTime
 from bot.config import Settings
 from bot.i18n import DEFAULT_LOCALE, N_, Translator, translator
-from bot.services import audit, outbox
-from bot.services.deadlines import t_for
-from bot.services.errors import DomainError, Forbidden, NotFound
-from bot.services.staff import StaffView
+from bot.services import audit, flows, outbox
+from bot.services import policy as permissions
+from bot.services.actor import StaffView
+from bot.services.errors import DomainError, NotFound
+from bot.services.people import t_for
+from bot.steps import ResolveStep
 from bot.storage.models import (
     Case,
     Incident,
@@ -37,11 +49,11 @@ from bot.storage.models import (
 )
 
 RESOLUTIONS = ("false_alarm", "resolved_safely", "police", "injury", "other")
-RESPONDERS = (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN)
 OPEN = (IncidentStatus.OPEN.value, IncidentStatus.ACKNOWLEDGED.value)
 LABELS = (N_("incident.reason.sos"), N_("incident.reason.missed_checkin"), N_("resolution.false_alarm"),
           N_("resolution.resolved_safely"), N_("resolution.police"), N_("resolution.injury"), N_("resolution.other"),
           N_("resolution.collector_safe"))
+HIDDEN, SHOWN = "hidden_from_collector", "shown_to_collector"  # timeline events: what the collector's phone shows
 
 
 @dataclass(frozen=True)
@@ -66,10 +78,35 @@ async def event(session: AsyncSession, incident: Incident, kind: str, *, now: da
     await session.flush()
 
 
-async def open_for(session: AsyncSession, collector_id: int) -> Incident | None:
+async def any_open_for(session: AsyncSession, collector_id: int) -> Incident | None:
+    """The collector's open alarm, hidden from them or not: where their locations go, what SOS again or
+    a PIN lock escalates. Nothing the collector is shown may depend on it (use :func:`open_for`)."""
     incident: Incident | None = await session.scalar(
         select(Incident).where(Incident.collector_id == collector_id, Incident.status.in_(OPEN))
         .order_by(Incident.id.desc()).limit(1))
+    return incident
+
+
+async def hidden_from_collector(session: AsyncSession, incident: Incident) -> bool:
+    """True while a duress PIN makes this open alarm look closed on the collector's phone."""
+    if not incident.duress:
+        return False
+    last: str | None = await session.scalar(
+        select(IncidentEvent.kind).where(IncidentEvent.incident_id == incident.id,
+                                         IncidentEvent.kind.in_((HIDDEN, SHOWN)))
+        .order_by(IncidentEvent.id.desc()).limit(1))
+    return last == HIDDEN
+
+
+async def open_for(session: AsyncSession, collector_id: int) -> Incident | None:
+    """The collector's open alarm as the collector knows it (None for one a duress PIN made look closed).
+
+    Every reply to the collector that depends on an open alarm asks this, so after the duress PIN the
+    phone behaves exactly as after the safety PIN.
+    """
+    incident = await any_open_for(session, collector_id)
+    if incident is None or await hidden_from_collector(session, incident):
+        return None
     return incident
 
 
@@ -127,7 +164,8 @@ async def _alert(session: AsyncSession, incident: Incident, people: Sequence[Sta
         assert person.telegram_user_id is not None
         text = await alert_text(session, t, incident, now=now, tz=policy.tz, head=head)
         await outbox.enqueue(session, chat_id=person.telegram_user_id, kind="incident.alert", now=now, text=text,
-                             priority=outbox.Priority.ALERT, buttons=[[(t("incident.ack"), f"sos:ack:{incident.id}")]],
+                             priority=outbox.Priority.ALERT,
+                             buttons=[[(t("incident.ack"), AlarmAcknowledge(incident_id=incident.id).pack())]],
                              meta={"incident_id": incident.id, "staff_id": person.id},
                              dedupe_key=f"incident:{incident.id}:{incident.rounds}:{level}:{head}:{person.id}")
         await event(session, incident, "queued", now=now, staff_id=person.id, level=level)
@@ -136,7 +174,8 @@ async def _alert(session: AsyncSession, incident: Incident, people: Sequence[Sta
         t = t_for(people[0]) if people else translator(DEFAULT_LOCALE)
         text = await alert_text(session, t, incident, now=now, tz=policy.tz, head=head)
         await outbox.enqueue(session, chat_id=policy.group_chat_id, kind="incident.alert", now=now, text=text,
-                             priority=outbox.Priority.ALERT, buttons=[[(t("incident.ack"), f"sos:ack:{incident.id}")]],
+                             priority=outbox.Priority.ALERT,
+                             buttons=[[(t("incident.ack"), AlarmAcknowledge(incident_id=incident.id).pack())]],
                              meta={"incident_id": incident.id, "staff_id": None},
                              dedupe_key=f"incident:{incident.id}:group:{head}")
         await event(session, incident, "queued", now=now, level=level, chat="group")
@@ -167,9 +206,15 @@ def _next_level(incident: Incident, policy: Policy) -> None:
 
 async def raise_alarm(session: AsyncSession, collector_id: int, *, reason: str, now: datetime,
                       policy: Policy) -> tuple[Incident, bool]:
-    """Raise (or, pressed again, re-send) the collector's alarm. Returns (incident, newly raised)."""
-    existing = await open_for(session, collector_id)
+    """Raise (or, pressed again, re-send) the collector's alarm. Returns (incident, newly raised).
+
+    An alarm a duress PIN hid from the collector is raised again, and shown to them again: after the
+    safety PIN this would have been a new alarm they know of.
+    """
+    existing = await any_open_for(session, collector_id)
     if existing is not None:
+        if await hidden_from_collector(session, existing):
+            await event(session, existing, SHOWN, now=now, staff_id=collector_id)
         await event(session, existing, "raised_again", now=now, staff_id=collector_id, reason=reason)
         if existing.status == IncidentStatus.OPEN.value:
             await _alert_level(session, existing, now=now, policy=policy)
@@ -231,15 +276,13 @@ async def _tell(session: AsyncSession, people: Sequence[Staff], key: str, *, now
                              priority=priority, buttons=buttons)
 
 
-def _check_responder(staff: StaffView, incident_id: int) -> None:
-    if staff.role not in RESPONDERS:
-        raise Forbidden(subject=("incident", incident_id))
-
-
 async def acknowledge(session: AsyncSession, staff: StaffView, incident_id: int, *, now: datetime,
                       policy: Policy) -> Incident:
-    """The first responder to press "I'm on it" owns the incident; everyone else and the collector hear who."""
-    _check_responder(staff, incident_id)
+    """The first responder to press "I'm on it" owns the incident; everyone else and the collector hear who.
+
+    Only someone the alarm reached (its ladder so far) or of the collector's team may (the policy).
+    """
+    await permissions.require(session, staff, permissions.Action.INCIDENT_ACK, incident_id)
     incident = await session.get(Incident, incident_id, with_for_update=True)
     if incident is None:
         raise NotFound()
@@ -259,9 +302,21 @@ async def acknowledge(session: AsyncSession, staff: StaffView, incident_id: int,
     assert collector is not None
     await _tell(session, others, N_("incident.owned_by"), now=now, kind="incident.owned", name=staff.name,
                 collector=collector.name, id=incident.id)
-    if not incident.duress:  # under duress the phone must show nothing but "safe"
+    if not await hidden_from_collector(session, incident):  # under duress the phone shows nothing but "safe"
         await _tell(session, [collector], N_("incident.help_coming"), now=now, kind="incident.owned", name=staff.name)
     return incident
+
+
+async def _escalate(session: AsyncSession, incident: Incident, *, now: datetime, policy: Policy,
+                    **why: Any) -> None:
+    _next_level(incident, policy)
+    incident.next_escalation_at = now + policy.ack_timeout
+    incident.updated_at = now
+    level = policy.ladder[incident.level - 1]
+    await event(session, incident, "escalated", now=now, level=level, round=incident.rounds, **why)
+    await audit.record(session, action="incident.escalated", object_type="incident", object_id=incident.id,
+                       at=now, details={"level": level, "round": incident.rounds, **why})
+    await _alert_level(session, incident, now=now, policy=policy)
 
 
 async def escalate_due(session: AsyncSession, *, now: datetime, policy: Policy, limit: int = 100) -> int:
@@ -269,15 +324,33 @@ async def escalate_due(session: AsyncSession, *, now: datetime, policy: Policy, 
     due = list(await session.scalars(select(Incident).where(
         Incident.status == IncidentStatus.OPEN.value, Incident.next_escalation_at <= now).limit(limit)))
     for incident in due:
-        _next_level(incident, policy)
-        incident.next_escalation_at = now + policy.ack_timeout
-        incident.updated_at = now
-        level = policy.ladder[incident.level - 1]
-        await event(session, incident, "escalated", now=now, level=level, round=incident.rounds)
-        await audit.record(session, action="incident.escalated", object_type="incident", object_id=incident.id,
-                           at=now, details={"level": level, "round": incident.rounds})
-        await _alert_level(session, incident, now=now, policy=policy)
+        await _escalate(session, incident, now=now, policy=policy)
     return len(due)
+
+
+async def pins_locked(session: AsyncSession, collector: StaffView, *, now: datetime, policy: Policy,
+                      minutes: int) -> Incident | None:
+    """Too many wrong PINs: the collector's alarm (hidden or not) goes to its next level now, or, when it
+    is already owned, its owner is told at once; without an alarm their supervisor is told of the lock."""
+    incident = await any_open_for(session, collector.id)
+    person = await session.get(Staff, collector.id)
+    assert person is not None
+    if incident is None:
+        await _tell(session, await recipients(session, person, "supervisor"), N_("incident.pins_locked_notice"),
+                    now=now, kind="staff.pins_locked", priority=outbox.Priority.URGENT, collector=person.name,
+                    minutes=minutes)
+        return None
+    await event(session, incident, "pins_locked", now=now, staff_id=collector.id)
+    if incident.status == IncidentStatus.OPEN.value:
+        await _escalate(session, incident, now=now, policy=policy, reason="pins_locked")
+    elif incident.owner_id is not None:
+        owner = await session.get(Staff, incident.owner_id)
+        if owner is not None:
+            t = t_for(owner)
+            await _tell(session, [owner], N_("incident.pins_locked"), now=now, kind="incident.pins_locked",
+                        id=incident.id, collector=person.name,
+                        buttons=[[(t("incident.resolve"), AlarmResolve(incident_id=incident.id).pack())]])
+    return incident
 
 
 async def reping_due(session: AsyncSession, *, now: datetime, policy: Policy, limit: int = 100) -> int:
@@ -295,22 +368,43 @@ async def reping_due(session: AsyncSession, *, now: datetime, policy: Policy, li
             minutes = int((now - incident.raised_at).total_seconds() // 60)
             await _tell(session, [owner], N_("incident.reping"), now=now, kind="incident.reping",
                         priority=outbox.Priority.URGENT, id=incident.id, collector=collector.name, minutes=minutes,
-                        buttons=[[(t("incident.resolve"), f"sos:res:{incident.id}")]])
+                        buttons=[[(t("incident.resolve"), AlarmResolve(incident_id=incident.id).pack())]])
     return len(due)
+
+
+async def _resolvable(session: AsyncSession, staff: StaffView, incident_id: int,
+                      resolution: str | None = None) -> Incident:
+    """The incident ``staff`` may close (its owner, or a supervisor of the collector's team), still open."""
+    if resolution is not None and resolution not in RESOLUTIONS:
+        raise DomainError("error.stale_button")
+    await permissions.require(session, staff, permissions.Action.INCIDENT_RESOLVE, incident_id)
+    incident = await session.get(Incident, incident_id, with_for_update=True)
+    if incident is None:
+        raise NotFound()
+    if incident.status == IncidentStatus.RESOLVED.value:
+        raise DomainError(N_("incident.error.resolved"))
+    return incident
+
+
+async def resolution_menu(session: AsyncSession, staff: StaffView, incident_id: int) -> tuple[str, ...]:
+    """The resolutions ``staff`` may choose from for this incident (refused unless they may close it)."""
+    await _resolvable(session, staff, incident_id)
+    return RESOLUTIONS
+
+
+async def resolution_chosen(session: AsyncSession, staff: StaffView, incident_id: int, resolution: str, *,
+                            now: datetime) -> None:
+    """A resolution was picked: the note comes next (saved, so a restart keeps it)."""
+    await _resolvable(session, staff, incident_id, resolution)
+    await flows.enter(session, staff.id, ResolveStep.NOTE, {"incident_id": incident_id, "resolution": resolution},
+                      now=now)
 
 
 async def resolve(session: AsyncSession, staff: StaffView, incident_id: int, *, resolution: str, note: str,
                   now: datetime) -> Incident:
-    if resolution not in RESOLUTIONS:
-        raise DomainError("error.stale_button")
-    incident = await session.get(Incident, incident_id, with_for_update=True)
-    if incident is None:
-        raise NotFound()
-    if incident.owner_id != staff.id and staff.role is not Role.ADMIN:
-        raise Forbidden(subject=("incident", incident_id))
-    if incident.status == IncidentStatus.RESOLVED.value:
-        raise DomainError(N_("incident.error.resolved"))
+    incident = await _resolvable(session, staff, incident_id, resolution)
     await _close(session, incident, resolution=resolution, note=note, by=staff.id, now=now)
+    await flows.clear(session, staff.id, ResolveStep.FLOW)
     return incident
 
 
@@ -337,13 +431,16 @@ async def collector_safe(session: AsyncSession, collector: StaffView, *, duress:
                          policy: Policy) -> Incident | None:
     """The collector entered a PIN. The safety PIN stands the alarm down; the duress PIN escalates it silently.
 
-    Either way the collector's own screen shows the same thing.
+    Either way the collector's own screen shows the same thing, then and later: where the safety PIN
+    closes the alarm, the duress PIN hides it from the collector (see the module's notes).
     """
-    incident = await open_for(session, collector.id)
+    incident = await any_open_for(session, collector.id)
+    seen = incident is not None and not await hidden_from_collector(session, incident)
     if duress:
         if incident is None:
             incident, _ = await raise_alarm(session, collector.id, reason="sos", now=now, policy=policy)
-        incident.duress = True
+            seen = True
+        was_duress, incident.duress = incident.duress, True
         incident.updated_at = now
         if incident.status == IncidentStatus.OPEN.value:
             incident.next_escalation_at = now + policy.ack_timeout
@@ -358,6 +455,8 @@ async def collector_safe(session: AsyncSession, collector: StaffView, *, duress:
                 everyone[someone.id] = someone
         await _alert(session, incident, list(everyone.values()), now=now, policy=policy, level="duress",
                      head=N_("incident.duress_alert"))
+        if seen and incident.status == IncidentStatus.OPEN.value:  # the safety PIN would have closed it
+            await event(session, incident, HIDDEN, now=now, staff_id=collector.id, was_duress=was_duress)
         return incident
     if incident is None:
         return None
@@ -365,21 +464,25 @@ async def collector_safe(session: AsyncSession, collector: StaffView, *, duress:
     await event(session, incident, "safe", now=now, staff_id=collector.id)
     await audit.record(session, action="incident.collector_safe", object_type="incident", object_id=incident.id,
                        actor_id=collector.id, at=now)
-    if incident.status == IncidentStatus.OPEN.value and not incident.duress:
-        await _close(session, incident, resolution="collector_safe", note="", by=collector.id, now=now)
+    if seen and incident.status == IncidentStatus.OPEN.value:
+        if not incident.duress:
+            await _close(session, incident, resolution="collector_safe", note="", by=collector.id, now=now)
+        else:  # raised again after a duress PIN: the safety PIN cannot stand duress down, but looks as if it did
+            await event(session, incident, HIDDEN, now=now, staff_id=collector.id)
     elif incident.owner_id is not None:
         owner = await session.get(Staff, incident.owner_id)
         if owner is not None:
             t = t_for(owner)
             await _tell(session, [owner], N_("incident.collector_says_safe"), now=now, kind="incident.safe",
                         collector=collector.name, id=incident.id,
-                        buttons=[[(t("incident.resolve"), f"sos:res:{incident.id}")]])
+                        buttons=[[(t("incident.resolve"), AlarmResolve(incident_id=incident.id).pack())]])
     return incident
 
 
 async def add_location(session: AsyncSession, collector_id: int, *, lat: float, lon: float, now: datetime,
                        live: bool) -> Incident | None:
-    incident = await open_for(session, collector_id)
+    """Attach a location to the collector's open alarm, hidden from them or not (None: no alarm)."""
+    incident = await any_open_for(session, collector_id)
     if incident is None:
         return None
     incident.lat, incident.lon, incident.location_at, incident.updated_at = lat, lon, now, now
@@ -396,10 +499,14 @@ async def timeline(session: AsyncSession, incident_id: int) -> list[IncidentEven
 
 
 async def visible_open(session: AsyncSession, viewer: StaffView) -> list[Incident]:
-    query = select(Incident).where(Incident.status.in_(OPEN)).order_by(Incident.raised_at)
-    if viewer.role is not Role.ADMIN:
-        query = query.join(Staff, Staff.id == Incident.collector_id).where(Staff.team == viewer.team)
-    return list(await session.scalars(query))
+    """The open alarms ``viewer`` may list (the policy: their team's, or every one for an admin)."""
+    permissions.require_role(viewer, permissions.Action.INCIDENT_VIEW)
+    rows = (await session.execute(
+        select(Incident, Staff.team).join(Staff, Staff.id == Incident.collector_id)
+        .where(Incident.status.in_(OPEN)).order_by(Incident.raised_at))).all()
+    return [incident for incident, team in rows if permissions.allows(
+        viewer, permissions.Action.INCIDENT_VIEW,
+        permissions.Subject("incident", incident.id, owner_ids=frozenset({incident.collector_id}), team=team))]
 
 
 # ---- the visit safety timer ------------------------------------------------------------------------------
@@ -418,8 +525,8 @@ async def safety_due(session: AsyncSession, *, now: datetime, policy: Policy, li
         t = t_for(person)
         await outbox.enqueue(session, chat_id=person.telegram_user_id, kind="visit.safety", now=now,
                              priority=outbox.Priority.URGENT, text=t("safety.prompt", minutes=visit.planned_minutes),
-                             buttons=[[(t("safety.more"), f"sf:more:{visit.id}"),
-                                       (t("safety.done"), f"sf:done:{visit.id}")]],
+                             buttons=[[(t("safety.more"), SafetyMoreTime(visit_id=visit.id).pack()),
+                                       (t("safety.done"), SafetyDone(visit_id=visit.id).pack())]],
                              dedupe_key=f"safety:{visit.id}:{now.isoformat()}")
         prompted += 1
     for visit in await session.scalars(select(Visit).where(
@@ -433,9 +540,10 @@ async def safety_due(session: AsyncSession, *, now: datetime, policy: Policy, li
 
 async def safety_answer(session: AsyncSession, collector: StaffView, visit_id: int, *, more: bool,
                         now: datetime) -> Visit:
+    await permissions.require(session, collector, permissions.Action.SAFETY_OWN, visit_id)
     visit = await session.get(Visit, visit_id)
-    if visit is None or visit.collector_id != collector.id:
-        raise Forbidden(subject=("visit", visit_id))
+    if visit is None:
+        raise NotFound()
     if visit.status != VisitStatus.DRAFT.value or visit.safety_due_at is None:
         raise DomainError(N_("safety.error.not_running"))
     visit.safety_prompted_at = None
