@@ -13,6 +13,16 @@ from telegram import (
     ReplyKeyboardMarkup,
 )
 
+from bot.buttons import (
+    AnswerDate,
+    ExtensionCalendarPage,
+    ExtensionDate,
+    Inert,
+    Language,
+    Month,
+    VisitCalendarPage,
+    Word,
+)
 from bot.i18n import N_, SUPPORTED_LOCALES, Translator
 from bot.storage.models import Role
 
@@ -49,6 +59,10 @@ ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("c
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
 
+# The date pickers: the visit report's and the extension request's day buttons and calendar pages.
+DayButton = type[AnswerDate] | type[ExtensionDate]
+PageButton = type[VisitCalendarPage] | type[ExtensionCalendarPage]
+
 
 def main_keyboard(t: Translator, role: Role) -> ReplyKeyboardMarkup:
     rows = [[KeyboardButton(t(key)) for key in row] for row in ROLE_MENU[role]]
@@ -62,7 +76,8 @@ def commands_for(t: Translator, role: Role | None) -> list[BotCommand]:
 
 def language_picker(current: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(("✓ " if loc == current else "") + LANGUAGE_NAMES[loc], callback_data=f"lang:{loc}")
+        [[InlineKeyboardButton(("✓ " if loc == current else "") + LANGUAGE_NAMES[loc],
+                               callback_data=Language(locale=Word(loc)).pack())
           for loc in SUPPORTED_LOCALES]]
     )
 
@@ -75,36 +90,42 @@ ROLE_LABELS: dict[Role, str] = {
 }
 
 
-def date_buttons(t: Translator, today: date, *, prefix: str) -> list[list[InlineKeyboardButton]]:
-    """Quick picks (today, tomorrow, in 2 and 7 days) and a calendar: ``<prefix>:d:YYYYMMDD``."""
+def _month(day: date) -> Month:
+    return Month(f"{day:%Y%m}")
+
+
+def date_buttons(t: Translator, today: date, *, day: DayButton, page: PageButton) -> list[list[InlineKeyboardButton]]:
+    """Quick picks (today, tomorrow, in 2 and 7 days) as ``day`` buttons and a calendar (a ``page`` button)."""
     quick = [(t("date.today"), today), (t("date.tomorrow"), today + timedelta(days=1)),
              (t("date.in_days", days=2), today + timedelta(days=2)),
              (t("date.in_days", days=7), today + timedelta(days=7))]
-    return [[InlineKeyboardButton(label, callback_data=f"{prefix}:d:{day:%Y%m%d}") for label, day in quick],
-            [InlineKeyboardButton(t("date.calendar"), callback_data=f"{prefix}:cal:{today:%Y%m}")]]
+    return [[InlineKeyboardButton(label, callback_data=day(day=when).pack()) for label, when in quick],
+            [InlineKeyboardButton(t("date.calendar"), callback_data=page(month=_month(today)).pack())]]
 
 
-def month_keyboard(t: Translator, year: int, month: int, today: date, *, prefix: str) -> InlineKeyboardMarkup:
-    """A month of day buttons (past days blank), with ◀ ▶ to move between months."""
-    rows = [[InlineKeyboardButton(f"{year}-{month:02d}", callback_data="v:noop")]]
+def month_keyboard(t: Translator, year: int, month: int, today: date, *, day: DayButton,
+                   page: PageButton) -> InlineKeyboardMarkup:
+    """A month of ``day`` buttons (past days blank), with ◀ ▶ (``page`` buttons) to move between months."""
+    inert = Inert().pack()
+    rows = [[InlineKeyboardButton(f"{year}-{month:02d}", callback_data=inert)]]
     for week in month_calendar.Calendar(firstweekday=0).monthdayscalendar(year, month):
         row = []
-        for day in week:
-            if day == 0 or date(year, month, day) < today:
-                row.append(InlineKeyboardButton(" ", callback_data="v:noop"))
+        for number in week:
+            if number == 0 or date(year, month, number) < today:
+                row.append(InlineKeyboardButton(" ", callback_data=inert))
             else:
-                row.append(InlineKeyboardButton(str(day), callback_data=f"{prefix}:d:{year}{month:02d}{day:02d}"))
+                row.append(InlineKeyboardButton(str(number), callback_data=day(day=date(year, month, number)).pack()))
         rows.append(row)
     previous = date(year, month, 1) - timedelta(days=1)
     following = date(year, month, 28) + timedelta(days=7)
-    rows.append([InlineKeyboardButton("◀", callback_data=f"{prefix}:cal:{previous:%Y%m}"),
-                 InlineKeyboardButton("▶", callback_data=f"{prefix}:cal:{following:%Y%m}")])
+    rows.append([InlineKeyboardButton("◀", callback_data=page(month=_month(previous)).pack()),
+                 InlineKeyboardButton("▶", callback_data=page(month=_month(following)).pack())])
     return InlineKeyboardMarkup(rows)
 
 
-def month_shown(raw: str, today: date) -> tuple[int, int]:
-    """The month a ``YYYYMM`` calendar button asks for: from this month to two years ahead."""
-    year, month = int(raw[:4]), int(raw[4:])
+def month_shown(shown: Month, today: date) -> tuple[int, int]:
+    """The month a calendar page button asks for: from this month to two years ahead."""
+    year, month = int(shown[:4]), int(shown[4:])
     if not 1 <= month <= 12 or not today.year <= year <= today.year + 2 or date(year, month, 1) < today.replace(day=1):
         return today.year, today.month
     return year, month

@@ -140,7 +140,7 @@ async def test_forged_or_foreign_assign_buttons_are_refused(harness: BotHarness,
         assert await session.scalar(select(func.count()).select_from(Assignment)) == 0
         refused = (await session.execute(select(AuditEntry.action, AuditEntry.actor_id, AuditEntry.object_id)
                                          .where(AuditEntry.action.like("refused.%")))).all()
-    assert refused == [("refused.assign_one", office["王磊"], "assign_one"),
+    assert refused == [("refused.assign_one", office["王磊"], str(case.id)),
                        ("refused.case.assign", office["zed"], str(case.id))]
 
 

@@ -128,12 +128,21 @@ async def show(update: Update, context: FieldbotContext, text: str, markup: Inli
 
 async def drop_buttons(update: Update, context: FieldbotContext) -> None:
     """Take the buttons off the pressed message (a decision was made); quietly if already gone."""
+    await replace_buttons(update, context, None)
+
+
+async def replace_buttons(update: Update, context: FieldbotContext, markup: InlineKeyboardMarkup | None) -> None:
+    """Put ``markup`` on the pressed message (a calendar's next page, say).
+
+    Two quick taps on the same button ask for the same keyboard twice; Telegram refuses the second
+    edit with "message is not modified", which is no error for the person tapping.
+    """
     query = update.callback_query
     if query is None or query.message is None:
         return
     try:
         await context.bot.edit_message_reply_markup(chat_id=query.message.chat.id,
-                                                    message_id=query.message.message_id, reply_markup=None)
+                                                    message_id=query.message.message_id, reply_markup=markup)
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             raise

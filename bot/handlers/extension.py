@@ -8,38 +8,30 @@ from datetime import date
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
+from bot.buttons import ExtensionApprove, ExtensionAsk, ExtensionCalendarPage, ExtensionDate, ExtensionReject
 from bot.context import FieldbotContext
-from bot.handlers.common import drop_buttons, ignore_replays, refuse, require_role, write_once
-from bot.handlers.routing import InStep
+from bot.handlers.common import drop_buttons, ignore_replays, pressed, refuse, replace_buttons, serves, write_once
+from bot.handlers.routing import AtStep
 from bot.keyboards import date_buttons, month_keyboard, month_shown
-from bot.services import deadlines, extensions, flows, visits
+from bot.services import extensions, flows
 from bot.services.errors import DomainError
 from bot.services.parsing import parse_date
-from bot.storage.models import Role
+from bot.services.policy import Action
+from bot.steps import ExtensionStep
 
 log = logging.getLogger(__name__)
 
-FLOW = "extension"
-COLLECTORS = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
-REVIEWERS = (Role.SUPERVISOR, Role.ADMIN)
 
-
-@require_role(*COLLECTORS)
+@serves(Action.EXTENSION_ASK)
 @ignore_replays
 async def start(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    case_id = int(query.data.split(":")[2])
+    assert query is not None and context.staff is not None
+    case_id = pressed(update, ExtensionAsk).case_id
     runtime = context.runtime
     try:
         async with write_once(update, context) as session:
-            case = await visits.own_case(session, context.staff, case_id)
-            if case.visit_due_at is None or case.visit_done_at is not None:
-                raise DomainError("extension.error.visit_done")
-            if await deadlines.pending_extension(session, case_id) is not None:
-                raise DomainError("extension.error.pending")
-            await flows.save(session, context.staff.id, FLOW, "reason", {"case_id": case_id},
-                             now=runtime.clock.now())
+            case = await extensions.begin(session, context.staff, case_id, now=runtime.clock.now())
     except DomainError as error:
         await refuse(update, context, error, what="extension.start")
         return
@@ -48,7 +40,7 @@ async def start(update: Update, context: FieldbotContext) -> None:
     await context.bot.send_message(update.effective_chat.id, context.t("extension.ask_reason", case_no=case.case_no))
 
 
-@require_role(*COLLECTORS)
+@serves(Action.EXTENSION_ASK)
 @ignore_replays
 async def reason_typed(update: Update, context: FieldbotContext) -> None:
     message, flow = update.effective_message, context.flow
@@ -59,12 +51,13 @@ async def reason_typed(update: Update, context: FieldbotContext) -> None:
         return
     runtime = context.runtime
     async with write_once(update, context) as session:
-        await flows.save(session, context.staff.id, FLOW, "date", {**flow.data, "reason": reason[:500]},
-                         now=runtime.clock.now())
+        await flows.enter(session, context.staff.id, ExtensionStep.DATE, {**flow.data, "reason": reason[:500]},
+                          now=runtime.clock.now())
     today = runtime.calendar.working_date(runtime.clock.now())
     await context.bot.send_message(
         message.chat.id, context.t("extension.ask_date", days=runtime.settings.max_extension_days),
-        reply_markup=InlineKeyboardMarkup(date_buttons(context.t, today, prefix="x")))
+        reply_markup=InlineKeyboardMarkup(date_buttons(context.t, today, day=ExtensionDate,
+                                                       page=ExtensionCalendarPage)))
 
 
 async def _submit(update: Update, context: FieldbotContext, proposed: date) -> None:
@@ -76,9 +69,11 @@ async def _submit(update: Update, context: FieldbotContext, proposed: date) -> N
                                                reason=str(flow.data["reason"]), proposed_on=proposed,
                                                now=runtime.clock.now(), calendar=runtime.calendar,
                                                max_days=runtime.settings.max_extension_days)
-            await flows.clear(session, context.staff.id, FLOW)
+            await flows.clear(session, context.staff.id, ExtensionStep.FLOW)
     except DomainError as error:
         if error.key.startswith("extension.error.") and error.key != "extension.error.pending":
+            if update.callback_query is not None:
+                await update.callback_query.answer()
             await context.bot.send_message(update.effective_chat.id, context.t(error.key, **error.params))
             return  # the same question stays open: another date
         await refuse(update, context, error, what="extension.request")
@@ -88,7 +83,7 @@ async def _submit(update: Update, context: FieldbotContext, proposed: date) -> N
     await context.bot.send_message(update.effective_chat.id, context.t("extension.sent", date=context.t.date(proposed)))
 
 
-@require_role(*COLLECTORS)
+@serves(Action.EXTENSION_ASK)
 @ignore_replays
 async def date_typed(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
@@ -100,44 +95,43 @@ async def date_typed(update: Update, context: FieldbotContext) -> None:
     await _submit(update, context, proposed)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.EXTENSION_ASK)
 @ignore_replays
 async def date_pressed(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    if context.flow is None or context.flow.flow != FLOW or context.flow.step != "date":
+    if context.flow is None or context.flow.at is not ExtensionStep.DATE:
         await refuse(update, context, DomainError("error.stale_button"), what="extension.date")
         return
-    raw = query.data.split(":")[2]
     try:
-        proposed = date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+        proposed = pressed(update, ExtensionDate).day
     except ValueError:
         await refuse(update, context, DomainError("error.stale_button"), what="extension.date")
         return
     await _submit(update, context, proposed)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.EXTENSION_ASK)
 async def calendar_page(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None and query.message is not None
+    assert query is not None
     today = context.runtime.calendar.working_date(context.runtime.clock.now())
-    year, month = month_shown(query.data.split(":")[2], today)
+    year, month = month_shown(pressed(update, ExtensionCalendarPage).month, today)
     await query.answer()
-    await context.bot.edit_message_reply_markup(chat_id=query.message.chat.id, message_id=query.message.message_id,
-                                                reply_markup=month_keyboard(context.t, year, month, today, prefix="x"))
+    await replace_buttons(update, context, month_keyboard(context.t, year, month, today, day=ExtensionDate,
+                                                          page=ExtensionCalendarPage))
 
 
-@require_role(*REVIEWERS)
+@serves(Action.EXTENSION_DECIDE)
 @ignore_replays
 async def decide(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    _, verdict, request_id = query.data.split(":")
+    assert query is not None and context.staff is not None
+    approve = ExtensionApprove.pattern().match(query.data or "") is not None
+    pressed_button = pressed(update, ExtensionApprove) if approve else pressed(update, ExtensionReject)
+    request_id = pressed_button.request_id
     runtime = context.runtime
     try:
         async with write_once(update, context) as session:
-            request = await extensions.decide(session, context.staff, int(request_id), approve=verdict == "ok",
+            request = await extensions.decide(session, context.staff, request_id, approve=approve,
                                               now=runtime.clock.now(), calendar=runtime.calendar)
     except DomainError as error:
         await refuse(update, context, error, what="extension.decide")
@@ -152,10 +146,11 @@ async def decide(update: Update, context: FieldbotContext) -> None:
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     text = filters.TEXT & ~filters.COMMAND
     return [
-        CallbackQueryHandler(start, pattern=r"^v:ext:\d{1,9}$"),
-        MessageHandler(text & InStep(FLOW, "reason"), reason_typed),
-        MessageHandler(text & InStep(FLOW, "date"), date_typed),
-        CallbackQueryHandler(date_pressed, pattern=r"^x:d:\d{8}$"),
-        CallbackQueryHandler(calendar_page, pattern=r"^x:cal:\d{6}$"),
-        CallbackQueryHandler(decide, pattern=r"^ex:(ok|no):\d{1,9}$"),
+        CallbackQueryHandler(start, pattern=ExtensionAsk.pattern()),
+        MessageHandler(text & AtStep(ExtensionStep.REASON), reason_typed),
+        MessageHandler(text & AtStep(ExtensionStep.DATE), date_typed),
+        CallbackQueryHandler(date_pressed, pattern=ExtensionDate.pattern()),
+        CallbackQueryHandler(calendar_page, pattern=ExtensionCalendarPage.pattern()),
+        CallbackQueryHandler(decide, pattern=ExtensionApprove.pattern()),
+        CallbackQueryHandler(decide, pattern=ExtensionReject.pattern()),
     ]

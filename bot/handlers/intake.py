@@ -10,12 +10,12 @@ from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import FieldbotContext
-from bot.handlers.common import require_role, say
+from bot.handlers.common import say, serves
 from bot.handlers.routing import RoleIs
 from bot.i18n import N_, all_translations
-from bot.services import inbox, intake
+from bot.services import inbox, intake, policy
 from bot.services.errors import AlreadyDone
-from bot.storage.models import Role
+from bot.services.policy import Action
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ async def _edit(message: Message, text: str) -> None:
         log.info("progress edit skipped: %s", exc)
 
 
+@serves(Action.CASE_IMPORT)
 async def on_case_file(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
     staff = context.staff
@@ -86,11 +87,11 @@ def summary_text(context: FieldbotContext, summary: intake.ImportSummary) -> str
 
 
 async def refuse_file(update: Update, context: FieldbotContext) -> None:
-    log.info("file from staff %s (not admin) refused", context.staff.id if context.staff else None)
+    log.info("file from staff %s (may not import) refused", context.staff.id if context.staff else None)
     await say(update, context, "import.only_admin")
 
 
-@require_role(Role.ADMIN)
+@serves(Action.CASE_IMPORT)
 async def import_help(update: Update, context: FieldbotContext) -> None:
     await say(update, context, "import.how")
 
@@ -98,7 +99,7 @@ async def import_help(update: Update, context: FieldbotContext) -> None:
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     private = filters.ChatType.PRIVATE
     return [
-        MessageHandler(private & filters.Document.ALL & RoleIs(Role.ADMIN), on_case_file),
+        MessageHandler(private & filters.Document.ALL & RoleIs(*policy.roles_for(Action.CASE_IMPORT)), on_case_file),
         CommandHandler("import", import_help),
         MessageHandler(filters.Text(all_translations("menu.import")), import_help),
     ]

@@ -6,13 +6,14 @@ from telegram import InputFile, Update
 from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import FieldbotContext
-from bot.handlers.common import require_role
+from bot.handlers.common import refuse, serves
 from bot.i18n import all_translations
 from bot.services import reports
-from bot.storage.models import Role
+from bot.services.errors import DomainError
+from bot.services.policy import Action
 
 
-@require_role(Role.COLLECTOR, Role.PHONE_COLLECTOR, Role.SUPERVISOR, Role.ADMIN, Role.TEAM_LEAD)
+@serves(Action.REPORT_VIEW)
 async def report(update: Update, context: FieldbotContext) -> None:
     staff, runtime, t = context.staff, context.runtime, context.t
     chat = update.effective_chat
@@ -20,14 +21,16 @@ async def report(update: Update, context: FieldbotContext) -> None:
     words = context.args or []
     kind = reports.MONTHLY if words and words[0].lower() in ("month", "monthly", "月", "月报") else reports.WEEKLY
     period = reports.last_period(kind, runtime.calendar.working_date(runtime.clock.now()))
-    async with runtime.db.read() as session:
-        if staff.role in (Role.COLLECTOR, Role.PHONE_COLLECTOR):
-            built = await reports.build(session, period, calendar=runtime.calendar, staff_ids=[staff.id],
-                                        team=staff.team)
-            await context.bot.send_message(chat.id, reports.report_text(t, built, personal=True))
-            return
-        team = None if staff.role is Role.ADMIN else staff.team
-        built = await reports.build(session, period, calendar=runtime.calendar, team=team)
+    try:
+        async with runtime.db.read() as session:
+            built, scope = await reports.build_for(session, staff, period, calendar=runtime.calendar)
+    except DomainError as error:
+        await refuse(update, context, error, what="report.view")
+        return
+    if scope.personal:
+        await context.bot.send_message(chat.id, reports.report_text(t, built, personal=True))
+        return
+    team = scope.team
     stem = f"{kind}-{team or 'all'}-{period.start:%Y%m%d}"
     await context.bot.send_message(chat.id, reports.report_text(t, built), protect_content=True)
     await context.bot.send_photo(chat.id, InputFile(reports.chart_png(built), filename=f"{stem}.png"),

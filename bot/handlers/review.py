@@ -7,17 +7,20 @@ import logging
 from telegram import InputFile, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
+from bot.buttons import ReviewApprove, ReviewFiles, ReviewReturn
 from bot.context import FieldbotContext
-from bot.handlers.common import drop_buttons, ignore_replays, refuse, require_role, write_once
-from bot.handlers.routing import InStep
-from bot.services import flows, visits
+from bot.handlers.common import drop_buttons, ignore_replays, pressed, refuse, serves, write_once
+from bot.handlers.routing import AtStep
+from bot.i18n import N_
+from bot.services import evidence, flows, visits
 from bot.services.errors import DomainError
-from bot.storage.models import Role
+from bot.services.policy import Action
+from bot.steps import ReviewStep
 
 log = logging.getLogger(__name__)
 
-FLOW = "review"
-REVIEWERS = (Role.SUPERVISOR, Role.ADMIN)
+KIND_LABELS = {"photo": N_("evidence.kind.photo"), "voice": N_("evidence.kind.voice"),
+               "audio": N_("evidence.kind.audio")}
 
 
 async def _done(update: Update, context: FieldbotContext, key: str, **params: object) -> None:
@@ -28,14 +31,13 @@ async def _done(update: Update, context: FieldbotContext, key: str, **params: ob
         await context.bot.send_message(update.effective_chat.id, context.t(key, **params))
 
 
-@require_role(*REVIEWERS)
+@serves(Action.VISIT_REVIEW)
 @ignore_replays
 async def approve(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
+    assert context.staff is not None
     try:
         async with write_once(update, context) as session:
-            visit = await visits.review(session, context.staff, int(query.data.split(":")[2]), approve=True,
+            visit = await visits.review(session, context.staff, pressed(update, ReviewApprove).visit_id, approve=True,
                                         comment=None, now=context.runtime.clock.now())
     except DomainError as error:
         await refuse(update, context, error, what="visit.review")
@@ -43,19 +45,15 @@ async def approve(update: Update, context: FieldbotContext) -> None:
     await _done(update, context, "review.approved_done", visit_id=visit.id)
 
 
-@require_role(*REVIEWERS)
+@serves(Action.VISIT_REVIEW)
 @ignore_replays
 async def ask_comment(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    visit_id = int(query.data.split(":")[2])
+    assert query is not None and context.staff is not None
+    visit_id = pressed(update, ReviewReturn).visit_id
     try:
         async with write_once(update, context) as session:
-            visit, _, _ = await visits.reviewable_visit(session, context.staff, visit_id)
-            if visit.status != "filed":
-                raise DomainError("review.error.not_waiting")
-            await flows.save(session, context.staff.id, FLOW, "comment", {"visit_id": visit_id},
-                             now=context.runtime.clock.now())
+            await visits.start_return(session, context.staff, visit_id, now=context.runtime.clock.now())
     except DomainError as error:
         await refuse(update, context, error, what="visit.review")
         return
@@ -64,7 +62,7 @@ async def ask_comment(update: Update, context: FieldbotContext) -> None:
     await context.bot.send_message(update.effective_chat.id, context.t("review.ask_comment"))
 
 
-@require_role(*REVIEWERS)
+@serves(Action.VISIT_REVIEW)
 @ignore_replays
 async def comment_typed(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
@@ -78,21 +76,22 @@ async def comment_typed(update: Update, context: FieldbotContext) -> None:
         async with write_once(update, context) as session:
             await visits.review(session, context.staff, int(flow.data["visit_id"]), approve=False, comment=comment,
                                 now=context.runtime.clock.now())
-            await flows.clear(session, context.staff.id, FLOW)
+            await flows.clear(session, context.staff.id, ReviewStep.FLOW)
     except DomainError as error:
         await refuse(update, context, error, what="visit.review")
         return
     await _done(update, context, "review.returned_done")
 
 
-@require_role(*REVIEWERS)
+@serves(Action.VISIT_REVIEW)
 async def send_files(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    runtime = context.runtime
+    assert query is not None and context.staff is not None
+    runtime, t = context.runtime, context.t
     try:
         async with runtime.db.read() as session:
-            visit, case, _ = await visits.reviewable_visit(session, context.staff, int(query.data.split(":")[2]))
+            visit_id = pressed(update, ReviewFiles).visit_id
+            visit, case, _ = await visits.reviewable_visit(session, context.staff, visit_id)
             files = await visits.evidence_of(session, visit.id)
     except DomainError as error:
         await refuse(update, context, error, what="visit.files")
@@ -100,23 +99,28 @@ async def send_files(update: Update, context: FieldbotContext) -> None:
     await query.answer()
     chat = update.effective_chat
     assert chat is not None
-    stored = [f for f in files if f.status == "stored" and f.path]
-    for n, item in enumerate(stored, start=1):
+    found = evidence.for_review(runtime.media, files)
+    total = len(found.readable)
+    for n, (item, data) in enumerate(found.readable, start=1):
         assert item.path is not None and item.sha256 is not None
-        data = runtime.media.read(item.path)
-        caption = context.t("review.file_caption", n=n, total=len(stored), case_no=case.case_no,
-                            time=context.t.datetime(item.sent_at, runtime.tz), sha=item.sha256[:12])
+        caption = t("review.file_caption", n=n, total=total, case_no=case.case_no,
+                    time=t.datetime(item.sent_at, runtime.tz), sha=item.sha256[:12])
         name = item.path.rsplit("/", 1)[-1]
         await context.bot.send_document(chat.id, InputFile(data, filename=name), caption=caption, protect_content=True)
-    missing = len(files) - len(stored)
-    if not stored or missing:
-        await context.bot.send_message(chat.id, context.t("review.files_missing", count=missing))
+    if found.lost:
+        lines = [t("review.file_lost_line", kind=t(KIND_LABELS.get(item.kind, N_("evidence.kind.audio"))),
+                   time=t.datetime(item.sent_at, runtime.tz), sha=(item.sha256 or "-")[:12]) for item in found.lost]
+        await context.bot.send_message(chat.id, t("review.files_lost", case_no=case.case_no, count=len(found.lost),
+                                                  files="\n".join(lines)))
+    missing = len(found.not_downloaded)
+    if (not total and not found.lost) or missing:
+        await context.bot.send_message(chat.id, t("review.files_missing", count=missing))
 
 
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     return [
-        CallbackQueryHandler(approve, pattern=r"^rv:ok:\d{1,9}$"),
-        CallbackQueryHandler(ask_comment, pattern=r"^rv:ret:\d{1,9}$"),
-        CallbackQueryHandler(send_files, pattern=r"^rv:files:\d{1,9}$"),
-        MessageHandler(filters.TEXT & ~filters.COMMAND & InStep(FLOW, "comment"), comment_typed),
+        CallbackQueryHandler(approve, pattern=ReviewApprove.pattern()),
+        CallbackQueryHandler(ask_comment, pattern=ReviewReturn.pattern()),
+        CallbackQueryHandler(send_files, pattern=ReviewFiles.pattern()),
+        MessageHandler(filters.TEXT & ~filters.COMMAND & AtStep(ReviewStep.COMMENT), comment_typed),
     ]

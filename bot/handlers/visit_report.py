@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,24 +22,44 @@ from telegram import (
 )
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
+from bot.buttons import (
+    AnswerChoice,
+    AnswerDate,
+    AnswerSkip,
+    CheckIn,
+    Code,
+    EvidenceDone,
+    FileReport,
+    Inert,
+    MoreEvidence,
+    Recode,
+    ResultCode,
+    VisitAmend,
+    VisitCalendarPage,
+    VisitDuration,
+    VisitResume,
+    Word,
+)
 from bot.context import FieldbotContext
-from bot.handlers.common import ignore_replays, refuse, require_role, write_once
-from bot.handlers.routing import InStep
+from bot.handlers.common import ignore_replays, pressed, refuse, replace_buttons, serves, write_once
+from bot.handlers.routing import AtStep
 from bot.i18n import N_
 from bot.keyboards import date_buttons, main_keyboard, month_keyboard, month_shown
 from bot.services import dispositions, evidence, flows, visits
 from bot.services.dispositions import AnswerError, Kind
 from bot.services.errors import DomainError
 from bot.services.parsing import parse_minutes
+from bot.services.policy import Action
 from bot.services.visit_summary import summary_text
-from bot.storage.models import Case, Role, Visit
+from bot.steps import VisitStep
+from bot.storage.models import Case, Visit
 
 log = logging.getLogger(__name__)
 
-FLOW = "visit"
-COLLECTORS = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
 DURATIONS = (30, 60, 90)
+CUSTOM = Word("custom")
 CODES_PER_ROW = 2
+CODE_STEPS = (VisitStep.CODE, VisitStep.CONFIRM, VisitStep.FIELD, VisitStep.EVIDENCE)  # "change the result" works here
 
 
 # ---- asking the question of a step ---------------------------------------------------------------------
@@ -50,78 +69,87 @@ async def _send(context: FieldbotContext, chat_id: int, text: str, markup: Any =
     return await context.bot.send_message(chat_id, text, reply_markup=markup, protect_content=True)
 
 
-async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, step: str,
+async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, step: VisitStep,
               data: dict[str, Any]) -> None:
     """Send the question of ``step`` (used after each answer and when resuming)."""
     t, runtime = context.t, context.runtime
-    if step == "location":
+    if step is VisitStep.LOCATION:
         keyboard = ReplyKeyboardMarkup([[KeyboardButton(t("visit.send_location"), request_location=True)]],
                                        resize_keyboard=True, one_time_keyboard=True)
         await _send(context, chat_id, t("visit.ask_location", case_no=case.case_no, address=case.address), keyboard)
-    elif step == "duration":
-        minutes = [[InlineKeyboardButton(t("visit.minutes", minutes=m), callback_data=f"v:dur:{m}") for m in DURATIONS],
-                   [InlineKeyboardButton(t("visit.duration_custom"), callback_data="v:dur:custom")]]
+    elif step is VisitStep.DURATION:
+        minutes = [[InlineKeyboardButton(t("visit.minutes", minutes=m),
+                                         callback_data=VisitDuration(Word(str(m))).pack()) for m in DURATIONS],
+                   [InlineKeyboardButton(t("visit.duration_custom"), callback_data=VisitDuration(CUSTOM).pack())]]
         await _send(context, chat_id, t("visit.ask_duration"), InlineKeyboardMarkup(minutes))
-    elif step == "duration_custom":
+    elif step is VisitStep.DURATION_CUSTOM:
         await _send(context, chat_id, t("visit.ask_duration_minutes"))
-    elif step == "code":
+    elif step is VisitStep.CODE:
         codes = list(dispositions.DISPOSITIONS)
-        rows = [[InlineKeyboardButton(t(f"code.{c}"), callback_data=f"v:code:{c}") for c in codes[i:i + CODES_PER_ROW]]
+        rows = [[InlineKeyboardButton(t(f"code.{c}"), callback_data=ResultCode(Code(c)).pack())
+                 for c in codes[i:i + CODES_PER_ROW]]
                 for i in range(0, len(codes), CODES_PER_ROW)]
         await _send(context, chat_id, t("visit.ask_code"), InlineKeyboardMarkup(rows))
-    elif step == "field":
+    elif step is VisitStep.FIELD:
         assert visit.code is not None
         spec = dispositions.field(visit.code, data["field"])
         question = t("visit.ask_field", field=t(f"field.{spec.name}"))
         buttons: list[list[InlineKeyboardButton]] = []
         if spec.kind is Kind.DATE:
-            buttons = date_buttons(t, runtime.calendar.working_date(runtime.clock.now()), prefix="v")
+            buttons = date_buttons(t, runtime.calendar.working_date(runtime.clock.now()), day=AnswerDate,
+                                   page=VisitCalendarPage)
         elif spec.kind is Kind.CHOICE:
-            buttons = [[InlineKeyboardButton(t(f"choice.{c}"), callback_data=f"v:ch:{c}")] for c in spec.choices]
+            buttons = [[InlineKeyboardButton(t(f"choice.{c}"), callback_data=AnswerChoice(Word(c)).pack())]
+                       for c in spec.choices]
         elif spec.kind is Kind.YESNO:
-            buttons = [[InlineKeyboardButton(t("choice.yes"), callback_data="v:ch:yes"),
-                        InlineKeyboardButton(t("choice.no"), callback_data="v:ch:no")]]
+            buttons = [[InlineKeyboardButton(t("choice.yes"), callback_data=AnswerChoice(Word("yes")).pack()),
+                        InlineKeyboardButton(t("choice.no"), callback_data=AnswerChoice(Word("no")).pack())]]
         if not spec.required:
-            buttons.append([InlineKeyboardButton(t("visit.skip"), callback_data="v:skip")])
+            buttons.append([InlineKeyboardButton(t("visit.skip"), callback_data=AnswerSkip().pack())])
         await _send(context, chat_id, question, InlineKeyboardMarkup(buttons) if buttons else None)
-    elif step == "evidence":
-        done = InlineKeyboardMarkup([[InlineKeyboardButton(t("visit.evidence_done"), callback_data="v:done")]])
+    elif step is VisitStep.EVIDENCE:
+        done = InlineKeyboardMarkup([[InlineKeyboardButton(t("visit.evidence_done"),
+                                                           callback_data=EvidenceDone().pack())]])
         await _send(context, chat_id, t("visit.ask_evidence"), done)
-    elif step == "confirm":
+    elif step is VisitStep.CONFIRM:
         async with runtime.db.read() as session:
             files = await visits.evidence_of(session, visit.id)
-        actions = [[InlineKeyboardButton(t("visit.file"), callback_data="v:file")],
-                   [InlineKeyboardButton(t("visit.add_evidence"), callback_data="v:more"),
-                    InlineKeyboardButton(t("visit.change_code"), callback_data="v:recode")]]
+        actions = [[InlineKeyboardButton(t("visit.file"), callback_data=FileReport().pack())],
+                   [InlineKeyboardButton(t("visit.add_evidence"), callback_data=MoreEvidence().pack()),
+                    InlineKeyboardButton(t("visit.change_code"), callback_data=Recode().pack())]]
         await _send(context, chat_id, t("visit.confirm") + "\n\n" + summary_text(t, case, visit, files, tz=runtime.tz),
                     InlineKeyboardMarkup(actions))
 
 
-def next_step(visit: Visit) -> tuple[str, dict[str, Any]]:
+def next_step(visit: Visit) -> tuple[VisitStep, dict[str, Any]]:
     """Where a visit stands: the first thing still missing, in the order the flow asks for it."""
     data: dict[str, Any] = {"visit_id": visit.id}
     if visit.checkin_at is None:
-        return "location", data
+        return VisitStep.LOCATION, data
     if visit.planned_minutes is None:
-        return "duration", data
+        return VisitStep.DURATION, data
     if visit.code is None:
-        return "code", data
+        return VisitStep.CODE, data
     missing = dispositions.next_field(visit.code, visits.answers_of(visit))
     if missing is not None:
-        return "field", {**data, "field": missing.name}
-    return "evidence", data
+        return VisitStep.FIELD, {**data, "field": missing.name}
+    return VisitStep.EVIDENCE, data
 
 
 async def _advance(update: Update, context: FieldbotContext, session: Any, visit: Visit,
-                   step: str | None = None) -> tuple[str, dict[str, Any]]:
+                   step: VisitStep | None = None) -> tuple[VisitStep, dict[str, Any]]:
     """Save the person's next step in the same transaction as their answer."""
     assert context.staff is not None
     chosen, data = (step, {"visit_id": visit.id}) if step else next_step(visit)
-    await flows.save(session, context.staff.id, FLOW, chosen, data, now=context.runtime.clock.now())
+    await flows.enter(session, context.staff.id, chosen, data, now=context.runtime.clock.now())
     return chosen, data
 
 
-async def _then_ask(update: Update, context: FieldbotContext, visit_id: int, step: str, data: dict[str, Any]) -> None:
+async def _then_ask(update: Update, context: FieldbotContext, visit_id: int, step: VisitStep,
+                    data: dict[str, Any]) -> None:
+    """Close the pressed button's spinner (the one answer to it: a refusal never gets here), then ask."""
+    if update.callback_query is not None:
+        await update.callback_query.answer()
     chat = update.effective_chat
     if chat is None:
         return
@@ -151,7 +179,9 @@ async def _apply(update: Update, context: FieldbotContext, what: str,
 
 def _visit_id(context: FieldbotContext) -> int | None:
     flow = context.flow
-    return int(flow.data["visit_id"]) if flow is not None and flow.flow == FLOW and "visit_id" in flow.data else None
+    if flow is None or flow.flow != VisitStep.FLOW or "visit_id" not in flow.data:
+        return None
+    return int(flow.data["visit_id"])
 
 
 async def _stale(update: Update, context: FieldbotContext) -> None:
@@ -161,29 +191,26 @@ async def _stale(update: Update, context: FieldbotContext) -> None:
 # ---- entering and leaving ------------------------------------------------------------------------------
 
 
-@require_role(*COLLECTORS)
+@serves(Action.CASE_WORK)
 @ignore_replays
 async def begin(update: Update, context: FieldbotContext) -> None:
     """Check in (or carry on) from the case card."""
-    query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    await query.answer()
-    staff, case_id, now = context.staff, int(query.data.split(":")[2]), context.runtime.clock.now()
+    assert context.staff is not None
+    staff, case_id, now = context.staff, pressed(update, CheckIn).case_id, context.runtime.clock.now()
     await _apply(update, context, "visit.start", lambda session: visits.start(session, staff, case_id, now=now))
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 async def resume(update: Update, context: FieldbotContext) -> None:
     """The "continue" button after a restart, or "amend" on a returned report."""
     query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    await query.answer()
-    visit_id = int(query.data.split(":")[2])
-    amend = query.data.startswith("v:amend:")
+    assert query is not None and context.staff is not None
+    amend = VisitAmend.pattern().match(query.data or "") is not None
+    visit_id = pressed(update, VisitAmend).visit_id if amend else pressed(update, VisitResume).visit_id
     try:
         async with context.runtime.db.write() as session:
             visit = await visits.own_open_visit(session, context.staff, visit_id)
-            step, data = await _advance(update, context, session, visit, "confirm" if amend else None)
+            step, data = await _advance(update, context, session, visit, VisitStep.CONFIRM if amend else None)
     except DomainError as error:
         await refuse(update, context, error, what="visit.resume")
         return
@@ -193,7 +220,7 @@ async def resume(update: Update, context: FieldbotContext) -> None:
 # ---- the answers ---------------------------------------------------------------------------------------
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def location_received(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
@@ -234,27 +261,28 @@ async def _save_duration(update: Update, context: FieldbotContext, minutes: int)
                  lambda session: visits.set_duration(session, staff, visit_id, minutes, now=now))
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def duration_chosen(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    await query.answer()
-    choice = query.data.split(":")[2]
-    if choice == "custom":
+    assert context.staff is not None
+    choice = pressed(update, VisitDuration).minutes
+    if choice == CUSTOM:
         visit_id = _visit_id(context)
         if visit_id is None:
             await _stale(update, context)
             return
         async with write_once(update, context) as session:
-            await flows.save(session, context.staff.id, FLOW, "duration_custom", {"visit_id": visit_id},
-                             now=context.runtime.clock.now())
-        await _then_ask(update, context, visit_id, "duration_custom", {})
+            await flows.enter(session, context.staff.id, VisitStep.DURATION_CUSTOM, {"visit_id": visit_id},
+                              now=context.runtime.clock.now())
+        await _then_ask(update, context, visit_id, VisitStep.DURATION_CUSTOM, {})
+        return
+    if not choice.isdigit():
+        await _stale(update, context)
         return
     await _save_duration(update, context, int(choice))
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def duration_typed(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
@@ -266,17 +294,15 @@ async def duration_typed(update: Update, context: FieldbotContext) -> None:
     await _save_duration(update, context, minutes)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def code_chosen(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
     visit_id = _visit_id(context)
-    assert query is not None and query.data is not None and context.staff is not None
-    await query.answer()
-    if visit_id is None or context.flow is None or context.flow.step not in ("code", "confirm", "field", "evidence"):
+    assert context.staff is not None
+    if visit_id is None or context.flow is None or context.flow.at not in CODE_STEPS:
         await _stale(update, context)
         return
-    staff, code, now = context.staff, query.data.split(":")[2], context.runtime.clock.now()
+    staff, code, now = context.staff, pressed(update, ResultCode).code, context.runtime.clock.now()
     await _apply(update, context, "visit.code",
                  lambda session: visits.set_code(session, staff, visit_id, code, now=now))
 
@@ -285,7 +311,7 @@ async def _save_answer(update: Update, context: FieldbotContext, value: object) 
     flow = context.flow
     visit_id = _visit_id(context)
     assert context.staff is not None
-    if visit_id is None or flow is None or flow.step != "field":
+    if visit_id is None or flow is None or flow.at is not VisitStep.FIELD:
         await _stale(update, context)
         return
     staff, name, now = context.staff, flow.data["field"], context.runtime.clock.now()
@@ -295,7 +321,7 @@ async def _save_answer(update: Update, context: FieldbotContext, value: object) 
 
 async def _spec(context: FieldbotContext) -> dispositions.Field | None:
     flow, visit_id = context.flow, _visit_id(context)
-    if flow is None or visit_id is None or flow.step != "field":
+    if flow is None or visit_id is None or flow.at is not VisitStep.FIELD:
         return None
     async with context.runtime.db.read() as session:
         visit = await session.get(Visit, visit_id)
@@ -308,14 +334,15 @@ async def _hint(update: Update, context: FieldbotContext, key: str) -> None:
     """A translated hint, then the same question again: nothing typed so far is lost."""
     chat = update.effective_chat
     flow, visit_id = context.flow, _visit_id(context)
-    if chat is None or flow is None or visit_id is None:
+    step = flow.at if flow is not None else None
+    if chat is None or flow is None or visit_id is None or not isinstance(step, VisitStep):
         return
     log.info("visit answer refused for staff %s: %s", context.staff.id if context.staff else None, key)
     await context.bot.send_message(chat.id, context.t(key))
-    await _then_ask(update, context, visit_id, flow.step, flow.data)
+    await _then_ask(update, context, visit_id, step, flow.data)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def answer_typed(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
@@ -332,25 +359,24 @@ async def answer_typed(update: Update, context: FieldbotContext) -> None:
     await _save_answer(update, context, value)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def answer_pressed(update: Update, context: FieldbotContext) -> None:
+    """A date, a choice or "skip" pressed for the current question."""
     query = update.callback_query
-    assert query is not None and query.data is not None
-    await query.answer()
+    assert query is not None
     spec = await _spec(context)
     if spec is None:
         await _stale(update, context)
         return
-    kind, _, raw = query.data[2:].partition(":")
+    data = query.data or ""
     today = context.runtime.calendar.working_date(context.runtime.clock.now())
     try:
-        if kind == "d" and spec.kind is Kind.DATE:
-            value: object = dispositions.check_date(spec, date(int(raw[:4]), int(raw[4:6]), int(raw[6:])),
-                                                    today=today).isoformat()
-        elif kind == "ch" and spec.kind in (Kind.CHOICE, Kind.YESNO):
-            value = dispositions.check_choice(spec, raw)
-        elif kind == "skip" and not spec.required:
+        if AnswerDate.pattern().match(data) and spec.kind is Kind.DATE:
+            value: object = dispositions.check_date(spec, pressed(update, AnswerDate).day, today=today).isoformat()
+        elif AnswerChoice.pattern().match(data) and spec.kind in (Kind.CHOICE, Kind.YESNO):
+            value = dispositions.check_choice(spec, pressed(update, AnswerChoice).choice)
+        elif AnswerSkip.pattern().match(data) and not spec.required:
             value = ""
         else:
             await _stale(update, context)
@@ -361,19 +387,19 @@ async def answer_pressed(update: Update, context: FieldbotContext) -> None:
     await _save_answer(update, context, value)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 async def calendar_page(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
-    assert query is not None and query.data is not None and query.message is not None
-    raw = query.data.split(":")[2]
+    assert query is not None
     today = context.runtime.calendar.working_date(context.runtime.clock.now())
-    year, month = month_shown(raw, today)
+    year, month = month_shown(pressed(update, VisitCalendarPage).month, today)
     await query.answer()
-    await context.bot.edit_message_reply_markup(chat_id=query.message.chat.id, message_id=query.message.message_id,
-                                                reply_markup=month_keyboard(context.t, year, month, today, prefix="v"))
+    await replace_buttons(update, context, month_keyboard(context.t, year, month, today, day=AnswerDate,
+                                                          page=VisitCalendarPage))
 
 
 async def noop(update: Update, context: FieldbotContext) -> None:
+    """A calendar heading or a blank day: no action, so no policy (see :class:`bot.buttons.Inert`)."""
     if update.callback_query is not None:
         await update.callback_query.answer()
 
@@ -405,7 +431,7 @@ def _incoming(message: Message) -> evidence.Incoming | None:
     return None
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def media_received(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
@@ -443,51 +469,57 @@ async def media_received(update: Update, context: FieldbotContext) -> None:
     await context.bot.send_message(message.chat.id, t(key, mb=round((item.size or 0) / 1024 / 1024, 1)))
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 async def wrong_kind(update: Update, context: FieldbotContext) -> None:
     message = update.effective_message
     if message is not None:
         await context.bot.send_message(message.chat.id, context.t("evidence.hint_kind"))
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def evidence_done(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
     visit_id = _visit_id(context)
-    assert query is not None and context.staff is not None
-    await query.answer()
+    assert context.staff is not None
     if visit_id is None:
         await _stale(update, context)
         return
-    async with write_once(update, context) as session:
-        visit = await visits.own_open_visit(session, context.staff, visit_id)
-        step, data = next_step(visit)
-        if step == "evidence":
-            step = "confirm"
-        await flows.save(session, context.staff.id, FLOW, step, data, now=context.runtime.clock.now())
+    try:
+        async with write_once(update, context) as session:
+            visit = await visits.own_open_visit(session, context.staff, visit_id)
+            step, data = next_step(visit)
+            if step is VisitStep.EVIDENCE:
+                step = VisitStep.CONFIRM
+            await flows.enter(session, context.staff.id, step, data, now=context.runtime.clock.now())
+    except DomainError as error:
+        await refuse(update, context, error, what="visit.evidence_done")
+        return
     await _then_ask(update, context, visit_id, step, data)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def back_to(update: Update, context: FieldbotContext) -> None:
     """From the summary: add more evidence, or choose a different result."""
     query = update.callback_query
     visit_id = _visit_id(context)
-    assert query is not None and query.data is not None and context.staff is not None
-    await query.answer()
+    assert query is not None and context.staff is not None
     if visit_id is None:
         await _stale(update, context)
         return
-    step = "evidence" if query.data == "v:more" else "code"
-    async with write_once(update, context) as session:
-        await visits.own_open_visit(session, context.staff, visit_id)
-        await flows.save(session, context.staff.id, FLOW, step, {"visit_id": visit_id}, now=context.runtime.clock.now())
+    step = VisitStep.EVIDENCE if MoreEvidence.pattern().match(query.data or "") else VisitStep.CODE
+    try:
+        async with write_once(update, context) as session:
+            await visits.own_open_visit(session, context.staff, visit_id)
+            await flows.enter(session, context.staff.id, step, {"visit_id": visit_id},
+                              now=context.runtime.clock.now())
+    except DomainError as error:
+        await refuse(update, context, error, what="visit.back")
+        return
     await _then_ask(update, context, visit_id, step, {"visit_id": visit_id})
 
 
-@require_role(*COLLECTORS)
+@serves(Action.VISIT_WRITE)
 @ignore_replays
 async def file_report(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
@@ -501,7 +533,7 @@ async def file_report(update: Update, context: FieldbotContext) -> None:
         async with write_once(update, context) as session:
             visit = await visits.file_report(session, context.staff, visit_id, now=runtime.clock.now(),
                                              calendar=runtime.calendar)
-            await flows.clear(session, context.staff.id, FLOW)
+            await flows.clear(session, context.staff.id, VisitStep.FLOW)
     except DomainError as error:
         await refuse(update, context, error, what="visit.file")
         return
@@ -512,25 +544,29 @@ async def file_report(update: Update, context: FieldbotContext) -> None:
 
 
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
-    in_visit = InStep(FLOW)
+    in_visit = AtStep(flow=VisitStep)
     media = filters.PHOTO | filters.VOICE | filters.AUDIO | filters.Document.ALL
     wrong = (filters.Sticker.ALL | filters.CONTACT | filters.VIDEO | filters.VIDEO_NOTE | filters.ANIMATION
              | filters.POLL | filters.VENUE)
     text = filters.TEXT & ~filters.COMMAND
     return [
-        CallbackQueryHandler(begin, pattern=r"^v:in:\d{1,9}$"),
-        CallbackQueryHandler(resume, pattern=r"^v:(resume|amend):\d{1,9}$"),
-        MessageHandler(filters.LOCATION & InStep(FLOW, "location"), location_received),
-        CallbackQueryHandler(duration_chosen, pattern=r"^v:dur:(\d{1,9}|custom)$"),
-        MessageHandler(text & InStep(FLOW, "duration_custom"), duration_typed),
-        CallbackQueryHandler(code_chosen, pattern=r"^v:code:[A-Z_]+$"),
-        MessageHandler(text & InStep(FLOW, "field"), answer_typed),
-        CallbackQueryHandler(answer_pressed, pattern=r"^v:(d:\d{8}|ch:[a-z_]+|skip)$"),
-        CallbackQueryHandler(calendar_page, pattern=r"^v:cal:\d{6}$"),
-        CallbackQueryHandler(noop, pattern=r"^v:noop$"),
+        CallbackQueryHandler(begin, pattern=CheckIn.pattern()),
+        CallbackQueryHandler(resume, pattern=VisitResume.pattern()),
+        CallbackQueryHandler(resume, pattern=VisitAmend.pattern()),
+        MessageHandler(filters.LOCATION & AtStep(VisitStep.LOCATION), location_received),
+        CallbackQueryHandler(duration_chosen, pattern=VisitDuration.pattern()),
+        MessageHandler(text & AtStep(VisitStep.DURATION_CUSTOM), duration_typed),
+        CallbackQueryHandler(code_chosen, pattern=ResultCode.pattern()),
+        MessageHandler(text & AtStep(VisitStep.FIELD), answer_typed),
+        CallbackQueryHandler(answer_pressed, pattern=AnswerDate.pattern()),
+        CallbackQueryHandler(answer_pressed, pattern=AnswerChoice.pattern()),
+        CallbackQueryHandler(answer_pressed, pattern=AnswerSkip.pattern()),
+        CallbackQueryHandler(calendar_page, pattern=VisitCalendarPage.pattern()),
+        CallbackQueryHandler(noop, pattern=Inert.pattern()),
         MessageHandler(media & in_visit, media_received),
         MessageHandler(wrong & in_visit, wrong_kind),
-        CallbackQueryHandler(evidence_done, pattern=r"^v:done$"),
-        CallbackQueryHandler(back_to, pattern=r"^v:(more|recode)$"),
-        CallbackQueryHandler(file_report, pattern=r"^v:file$"),
+        CallbackQueryHandler(evidence_done, pattern=EvidenceDone.pattern()),
+        CallbackQueryHandler(back_to, pattern=MoreEvidence.pattern()),
+        CallbackQueryHandler(back_to, pattern=Recode.pattern()),
+        CallbackQueryHandler(file_report, pattern=FileReport.pattern()),
     ]

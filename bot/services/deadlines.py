@@ -15,11 +15,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.i18n import DEFAULT_LOCALE, N_, Translator, resolve_locale, translator
+from bot.buttons import ExtensionApprove, ExtensionAsk, ExtensionReject
+from bot.i18n import N_
 from bot.services import audit, outbox
 from bot.services.calendar import WorkCalendar
+from bot.services.cases import CLOSED_STATUSES, active_assignees
+from bot.services.masking import mask_name
+from bot.services.people import reviewers_of, t_for
 from bot.storage.db import Database
-from bot.storage.models import Assignment, Case, ExtensionRequest, ExtensionStatus, Reminder, Staff
+from bot.storage.models import Case, ExtensionRequest, ExtensionStatus, Reminder, Staff
 
 MORNING, BEFORE, OVERDUE, EXTENSION_RESEND = "visit_morning", "visit_2h", "visit_overdue", "extension_resend"
 VISIT_KINDS = (MORNING, BEFORE, OVERDUE)
@@ -115,7 +119,7 @@ async def _act(session: AsyncSession, reminder: Reminder, cases: dict[int, Case]
     else:
         case.visit_overdue_at = due  # when it became overdue, even if the sweep saw it later
         sent = await _tell(session, collector, reminder, N_("deadline.overdue_collector"), common, now=now,
-                           button=(N_("card.extension"), f"v:ext:{case.id}"))
+                           button=(N_("card.extension"), ExtensionAsk(case_id=case.id).pack()))
         for boss in await reviewers_of(session, collector.id):
             await _tell(session, boss, reminder, N_("deadline.overdue_supervisor"), {**common, "name": collector.name},
                         now=now)
@@ -151,3 +155,37 @@ async def pending_extension(session: AsyncSession, case_id: int) -> ExtensionReq
         select(ExtensionRequest).where(ExtensionRequest.case_id == case_id,
                                        ExtensionRequest.status == ExtensionStatus.PENDING.value))
     return request
+
+
+async def offer_extension(session: AsyncSession, request: ExtensionRequest, case: Case, collector: Staff, *,
+                          now: datetime, calendar: WorkCalendar, again: bool) -> int:
+    """Put the extension request before the collector's reviewers; returns how many were asked."""
+    sent = 0
+    for boss in await reviewers_of(session, collector.id):
+        t = t_for(boss)
+        assert boss.telegram_user_id is not None
+        due = t.datetime(request.old_due_at, calendar.tz) if request.old_due_at else "-"
+        text = t(N_("extension.request_again") if again else N_("extension.request"), name=collector.name,
+                 case_no=case.case_no, reason=request.reason, due=due, proposed=t.date(request.proposed_on))
+        await outbox.enqueue(session, chat_id=boss.telegram_user_id, kind="extension.request", now=now, text=text,
+                             priority=outbox.Priority.REVIEW,
+                             buttons=[[(t("extension.approve"), ExtensionApprove(request_id=request.id).pack()),
+                                       (t("extension.reject"), ExtensionReject(request_id=request.id).pack())]],
+                             dedupe_key=f"extension:{request.id}:{request.times_sent}:{boss.id}")
+        sent += 1
+    return sent
+
+
+async def resend_extension(session: AsyncSession, reminder: Reminder, *, now: datetime,
+                           calendar: WorkCalendar) -> bool:
+    """The resend reminder fell due: if the request is still unanswered, offer it again, and plan the next."""
+    request = await session.get(ExtensionRequest, reminder.extension_id) if reminder.extension_id else None
+    if request is None or request.status != ExtensionStatus.PENDING.value:
+        return False
+    case = await session.get(Case, request.case_id)
+    collector = await session.get(Staff, request.collector_id)
+    assert case is not None and collector is not None
+    request.times_sent += 1
+    sent = await offer_extension(session, request, case, collector, now=now, calendar=calendar, again=True)
+    await schedule_extension_resend(session, request, now=now, calendar=calendar)
+    return sent > 0

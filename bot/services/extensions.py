@@ -12,11 +12,35 @@ from datetime import date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
-from bot.services import audit, deadlines, outbox
+from bot.services import audit, deadlines, flows, outbox, policy
+from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
-from bot.services.errors import DomainError, Forbidden, NotFound
-from bot.services.staff import StaffView
-from bot.storage.models import Case, ExtensionRequest, ExtensionStatus, Reminder, Role, Staff
+from bot.services.cases import current_assignee_id
+from bot.services.errors import DomainError
+from bot.services.people import t_for
+from bot.steps import ExtensionStep
+from bot.storage.models import Case, ExtensionRequest, ExtensionStatus, Staff
+
+
+async def _askable_case(session: AsyncSession, collector: StaffView, case_id: int) -> Case:
+    """The collector's own case, if its visit is still to come and no request for it is waiting."""
+    await policy.require(session, collector, policy.Action.EXTENSION_ASK, case_id)
+    case = await session.get(Case, case_id)
+    assert case is not None  # the policy found it
+    if case.visit_done_at is not None:
+        raise DomainError(N_("extension.error.visit_done"))
+    if await deadlines.pending_extension(session, case_id) is not None:
+        raise DomainError(N_("extension.error.pending"))
+    return case
+
+
+async def begin(session: AsyncSession, collector: StaffView, case_id: int, *, now: datetime) -> Case:
+    """The collector pressed "more time" on a case: the request's first question (the reason) is next."""
+    case = await _askable_case(session, collector, case_id)
+    if case.visit_due_at is None:
+        raise DomainError(N_("extension.error.visit_done"))  # no visit waiting: nothing to extend
+    await flows.enter(session, collector.id, ExtensionStep.REASON, {"case_id": case_id}, now=now)
+    return case
 
 
 def check_date(case: Case, proposed: date, *, calendar: WorkCalendar, max_days: int) -> date:
@@ -34,36 +58,10 @@ def check_date(case: Case, proposed: date, *, calendar: WorkCalendar, max_days: 
     return proposed
 
 
-async def _offer(session: AsyncSession, request: ExtensionRequest, case: Case, collector: Staff, *, now: datetime,
-                 calendar: WorkCalendar, again: bool) -> int:
-    from bot.services.visits import reviewers_of
-
-    sent = 0
-    for boss in await reviewers_of(session, collector.id):
-        t = deadlines.t_for(boss)
-        assert boss.telegram_user_id is not None
-        due = t.datetime(request.old_due_at, calendar.tz) if request.old_due_at else "-"
-        text = t(N_("extension.request_again") if again else N_("extension.request"), name=collector.name,
-                 case_no=case.case_no, reason=request.reason, due=due, proposed=t.date(request.proposed_on))
-        await outbox.enqueue(session, chat_id=boss.telegram_user_id, kind="extension.request", now=now, text=text,
-                             priority=outbox.Priority.REVIEW,
-                             buttons=[[(t("extension.approve"), f"ex:ok:{request.id}"),
-                                       (t("extension.reject"), f"ex:no:{request.id}")]],
-                             dedupe_key=f"extension:{request.id}:{request.times_sent}:{boss.id}")
-        sent += 1
-    return sent
-
-
 async def request_extension(session: AsyncSession, collector: StaffView, case_id: int, *, reason: str,
                             proposed_on: date, now: datetime, calendar: WorkCalendar,
                             max_days: int) -> ExtensionRequest:
-    from bot.services.visits import own_case
-
-    case = await own_case(session, collector, case_id)
-    if case.visit_done_at is not None:
-        raise DomainError(N_("extension.error.visit_done"))
-    if await deadlines.pending_extension(session, case_id) is not None:
-        raise DomainError(N_("extension.error.pending"))
+    case = await _askable_case(session, collector, case_id)
     check_date(case, proposed_on, calendar=calendar, max_days=max_days)
     request = ExtensionRequest(case_id=case_id, collector_id=collector.id, reason=reason.strip()[:500],
                                proposed_on=proposed_on, old_due_at=case.visit_due_at,
@@ -76,49 +74,22 @@ async def request_extension(session: AsyncSession, collector: StaffView, case_id
                                 "proposed_on": proposed_on.isoformat()})
     person = await session.get(Staff, collector.id)
     assert person is not None
-    await _offer(session, request, case, person, now=now, calendar=calendar, again=False)
+    await deadlines.offer_extension(session, request, case, person, now=now, calendar=calendar, again=False)
     await deadlines.schedule_extension_resend(session, request, now=now, calendar=calendar)
     return request
 
 
-async def resend(session: AsyncSession, reminder: Reminder, *, now: datetime, calendar: WorkCalendar) -> bool:
-    """The resend reminder fell due: if the request is still unanswered, offer it again, and plan the next."""
-    request = await session.get(ExtensionRequest, reminder.extension_id) if reminder.extension_id else None
-    if request is None or request.status != ExtensionStatus.PENDING.value:
-        return False
-    case = await session.get(Case, request.case_id)
-    collector = await session.get(Staff, request.collector_id)
-    assert case is not None and collector is not None
-    request.times_sent += 1
-    sent = await _offer(session, request, case, collector, now=now, calendar=calendar, again=True)
-    await deadlines.schedule_extension_resend(session, request, now=now, calendar=calendar)
-    return sent > 0
-
-
-async def _assignee_id(session: AsyncSession, case_id: int) -> int | None:
-    from sqlalchemy import select
-
-    from bot.storage.models import Assignment
-
-    staff_id: int | None = await session.scalar(select(Assignment.staff_id).where(
-        Assignment.case_id == case_id, Assignment.ended_at.is_(None)))
-    return staff_id
-
-
 async def decide(session: AsyncSession, reviewer: StaffView, request_id: int, *, approve: bool, now: datetime,
                  calendar: WorkCalendar) -> ExtensionRequest:
+    await policy.require(session, reviewer, policy.Action.EXTENSION_DECIDE, request_id)
     request = await session.get(ExtensionRequest, request_id)
-    if request is None:
-        raise NotFound()
+    assert request is not None  # the policy found it
     collector = await session.get(Staff, request.collector_id)
     case = await session.get(Case, request.case_id)
     assert collector is not None and case is not None
-    allowed = reviewer.role is Role.ADMIN or (reviewer.role is Role.SUPERVISOR and collector.team == reviewer.team)
-    if not allowed:
-        raise Forbidden(subject=("extension", request_id))
     if request.status != ExtensionStatus.PENDING.value:
         raise DomainError(N_("extension.error.decided"))
-    if request.old_due_at != case.visit_due_at or request.collector_id != await _assignee_id(session, case.id):
+    if request.old_due_at != case.visit_due_at or request.collector_id != await current_assignee_id(session, case.id):
         raise DomainError(N_("extension.error.outdated"))  # the case moved on (handed over, new deadline)
     request.status = (ExtensionStatus.APPROVED if approve else ExtensionStatus.REJECTED).value
     request.decided_by_id, request.decided_at = reviewer.id, now
@@ -133,7 +104,7 @@ async def decide(session: AsyncSession, reviewer: StaffView, request_id: int, *,
                                 "old_due_at": request.old_due_at.isoformat() if request.old_due_at else None,
                                 "new_due_at": case.visit_due_at.isoformat() if approve and case.visit_due_at else None})
     if collector.telegram_user_id is not None:
-        t = deadlines.t_for(collector)
+        t = t_for(collector)
         key = N_("extension.approved_notice") if approve else N_("extension.rejected_notice")
         await outbox.enqueue(session, chat_id=collector.telegram_user_id, kind="extension.decision", now=now,
                              text=t(key, case_no=case.case_no, name=reviewer.name,

@@ -116,7 +116,8 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
     Action.HANDOVER_LEAD: {R.TEAM_LEAD: frozenset({N}), R.SUPERVISOR: frozenset({N}), R.ADMIN: frozenset({A})},
     Action.HANDOVER_DEPART: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S})},
     Action.HANDOVER_RECEIVE: {R.COLLECTOR: frozenset({N}), R.PHONE_COLLECTOR: frozenset({N})},
-    Action.REPORT_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.REPORT_VIEW: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S}), R.SUPERVISOR: frozenset({T}),
+                         R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.PROFILE_OWN: {role: frozenset({S}) for role in Role},
 }
 """The whole policy. Notes on the choices:
@@ -126,6 +127,8 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
   only when it reached them on the escalation ladder (or, for acknowledging, it is their team's).
 * An alarm may be acknowledged by a responder it reached or of the collector's own team; it may be
   resolved by its owner (the one who pressed "I'm on it") or a supervisor of the collector's team.
+* /report: a field collector sees their own figures (SELF), supervisors and team leads their team's,
+  admin staff every team's.
 * A handover's lead review belongs to the team lead(s) of the departing collector's team (its
   supervisors when the team has no lead): the handover names them.
 """

@@ -20,9 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_, Translator
-from bot.services import dispositions, outbox
+from bot.services import dispositions, outbox, policy
+from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
+from bot.services.errors import Forbidden
 from bot.services.incidents import Figures, response_figures
+from bot.services.people import t_for
 from bot.storage.media import MediaStore
 from bot.storage.models import (
     Assignment,
@@ -159,6 +162,34 @@ async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar
     return Report(period, team, list(stats.values()), details, alarms)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures a person's /report shows: their own, one team's, or (team None) every team's."""
+
+    personal: bool
+    team: str | None
+
+
+def scope_for(viewer: StaffView) -> Scope:
+    """The widest report the policy lets ``viewer`` see (``REPORT_VIEW``: ANY, else TEAM, else SELF)."""
+    reach = policy.RULES[policy.Action.REPORT_VIEW].get(viewer.role, frozenset())
+    if policy.Reach.ANY in reach:
+        return Scope(personal=False, team=None)
+    if policy.Reach.TEAM in reach and viewer.team is not None:
+        return Scope(personal=False, team=viewer.team)
+    if policy.Reach.SELF in reach:
+        return Scope(personal=True, team=viewer.team)
+    raise Forbidden(subject=("staff", viewer.id))
+
+
+async def build_for(session: AsyncSession, viewer: StaffView, period: Period, *,
+                    calendar: WorkCalendar) -> tuple[Report, Scope]:
+    """The report ``viewer`` asked for with /report, as far as the policy lets them see."""
+    scope = scope_for(viewer)
+    staff_ids = [viewer.id] if scope.personal else None
+    return await build(session, period, calendar=calendar, team=scope.team, staff_ids=staff_ids), scope
+
+
 def _money(t: Translator, fen: int) -> str:
     return t.money(Decimal(fen) / 100)
 
@@ -263,8 +294,6 @@ def xlsx_bytes(t: Translator, report: Report, tz: ZoneInfo) -> bytes:
 
 async def send_due(session: AsyncSession, *, now: datetime, calendar: WorkCalendar, media: MediaStore) -> list[Period]:
     """Queue the weekly and monthly reports whose time has come and that have not gone out yet."""
-    from bot.services.deadlines import t_for
-
     today = calendar.working_date(now)
     sent: list[Period] = []
     first_staff = await session.scalar(select(func.min(Staff.created_at)))
@@ -301,8 +330,6 @@ async def send_due(session: AsyncSession, *, now: datetime, calendar: WorkCalend
 async def queue_team_report(session: AsyncSession, supervisor: Staff, period: Period, *, now: datetime,
                             calendar: WorkCalendar, media: MediaStore) -> None:
     """The team's report to its supervisor: the text, the chart as a photo, the XLSX as a document."""
-    from bot.services.deadlines import t_for
-
     t = t_for(supervisor)
     assert supervisor.telegram_user_id is not None
     report = await build(session, period, calendar=calendar, team=supervisor.team)

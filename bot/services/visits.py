@@ -17,11 +17,16 @@ from geopy.distance import geodesic
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.i18n import DEFAULT_LOCALE, N_, Translator, resolve_locale, translator
-from bot.services import audit, deadlines, dispositions, field_requests, outbox
+from bot.buttons import ReviewApprove, ReviewFiles, ReviewReturn, VisitAmend, VisitResume
+from bot.i18n import N_
+from bot.services import audit, deadlines, dispositions, field_requests, flows, outbox, policy
+from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
-from bot.services.errors import DomainError, Forbidden, NotFound
-from bot.services.staff import StaffView
+from bot.services.cases import CLOSED_STATUSES
+from bot.services.errors import DomainError
+from bot.services.people import reviewers_of, t_for
+from bot.services.visit_summary import summary_text
+from bot.steps import ReviewStep
 from bot.storage.models import (
     Assignment,
     Case,
@@ -29,14 +34,12 @@ from bot.storage.models import (
     Evidence,
     Promise,
     PromiseStatus,
-    Role,
     Staff,
     Visit,
     VisitStatus,
 )
 
 OPEN_VISIT = (VisitStatus.DRAFT.value, VisitStatus.RETURNED.value)
-CLOSED_CASE = (CaseStatus.CLOSED.value, CaseStatus.PAID.value)
 LOCATION_MAX_AGE = timedelta(minutes=5)
 RECORDING_KINDS = ("voice", "audio")
 
@@ -59,57 +62,33 @@ class CaseCard:
     collector_names: dict[int, str]
 
 
-def mask_name(name: str) -> str:
-    """Surname and stars: 李四 → 李*, 欧阳娜娜 → 欧阳**, Wang Wei → W*** W**."""
-    name = name.strip()
-    if not name:
-        return name
-    if " " in name:
-        return " ".join(part[0] + "*" * (len(part) - 1) for part in name.split())
-    keep = 2 if len(name) >= 4 else 1
-    return name[:keep] + "*" * (len(name) - keep)
-
-
-def mask_phone(phone: str | None) -> str:
-    return f"{phone[:3]}****{phone[-4:]}" if phone and len(phone) >= 7 else "-"
-
-
-# ---- who may see what --------------------------------------------------------------------------------------
+# ---- who may see what: the policy decides (bot/services/policy.py) -------------------------------------------
 
 
 async def own_case(session: AsyncSession, collector: StaffView, case_id: int) -> Case:
-    """The case, if it is currently assigned to ``collector``; else Forbidden (audited by the caller)."""
+    """The case, if the collector may work on it (theirs, or asked of them by a phone collector)."""
+    await policy.require(session, collector, policy.Action.CASE_WORK, case_id)
     case = await session.get(Case, case_id)
-    if case is None:
-        raise NotFound()
-    current = await session.scalar(
-        select(Assignment.staff_id).where(Assignment.case_id == case_id, Assignment.ended_at.is_(None)))
-    if current != collector.id and await field_requests.open_request(session, case_id, collector.id) is None:
-        raise Forbidden(subject=("case", case_id))
+    assert case is not None  # the policy found it
     return case
 
 
 async def own_open_visit(session: AsyncSession, collector: StaffView, visit_id: int) -> Visit:
+    await policy.require(session, collector, policy.Action.VISIT_WRITE, visit_id)
     visit = await session.get(Visit, visit_id)
-    if visit is None:
-        raise NotFound()
-    if visit.collector_id != collector.id:
-        raise Forbidden(subject=("visit", visit_id))
+    assert visit is not None
     if visit.status not in OPEN_VISIT:
         raise DomainError(N_("visit.error.already_filed"))
     return visit
 
 
 async def reviewable_visit(session: AsyncSession, reviewer: StaffView, visit_id: int) -> tuple[Visit, Case, Staff]:
+    await policy.require(session, reviewer, policy.Action.VISIT_REVIEW, visit_id)
     visit = await session.get(Visit, visit_id)
-    if visit is None:
-        raise NotFound()
+    assert visit is not None
     case = await session.get(Case, visit.case_id)
     collector = await session.get(Staff, visit.collector_id)
     assert case is not None and collector is not None
-    allowed = reviewer.role is Role.ADMIN or (reviewer.role is Role.SUPERVISOR and collector.team == reviewer.team)
-    if not allowed:
-        raise Forbidden(subject=("visit", visit_id))
     return visit, case, collector
 
 
@@ -127,7 +106,7 @@ async def visit_list(session: AsyncSession, collector: StaffView, *, now: dateti
         .join(Assignment, (Assignment.case_id == Case.id) & Assignment.ended_at.is_(None))
         .outerjoin(Visit, (Visit.case_id == Case.id) & (Visit.collector_id == collector.id)
                    & Visit.status.in_(OPEN_VISIT))
-        .where(Case.status.not_in(CLOSED_CASE),
+        .where(Case.status.not_in(CLOSED_STATUSES),
                or_(and_(Assignment.staff_id == collector.id,
                         or_(Case.status == CaseStatus.ASSIGNED.value, Case.next_action_on <= today,
                             Visit.id.is_not(None))),
@@ -174,7 +153,7 @@ async def reveal_phone(session: AsyncSession, collector: StaffView, case_id: int
 async def start(session: AsyncSession, collector: StaffView, case_id: int, *, now: datetime) -> Visit:
     """Begin a visit to one of the collector's cases, or carry on the draft already there."""
     case = await own_case(session, collector, case_id)
-    if case.status in CLOSED_CASE:
+    if case.status in CLOSED_STATUSES:
         raise DomainError(N_("visit.error.case_closed"))
     draft = await session.scalar(select(Visit).where(Visit.case_id == case_id, Visit.collector_id == collector.id,
                                                      Visit.status.in_(OPEN_VISIT)))
@@ -315,41 +294,32 @@ async def file_report(session: AsyncSession, collector: StaffView, visit_id: int
     return visit
 
 
-async def reviewers_of(session: AsyncSession, collector_id: int) -> list[Staff]:
-    """The collector's own supervisor, else the supervisors of their team."""
-    collector = await session.get(Staff, collector_id)
-    assert collector is not None
-    if collector.supervisor_id is not None:
-        boss = await session.get(Staff, collector.supervisor_id)
-        if boss is not None and boss.active and boss.telegram_user_id is not None:
-            return [boss]
-    return list(await session.scalars(select(Staff).where(
-        Staff.role == Role.SUPERVISOR.value, Staff.team == collector.team, Staff.active.is_(True),
-        Staff.telegram_user_id.is_not(None))))
-
-
-def _t_for(person: Staff) -> Translator:
-    return translator(resolve_locale(person.locale, None, DEFAULT_LOCALE))
-
-
 async def _request_review(session: AsyncSession, visit: Visit, case: Case, evidence: Sequence[Evidence], *,
                           now: datetime, calendar: WorkCalendar, urgent: bool) -> None:
-    from bot.services.visit_summary import summary_text
-
     collector = await session.get(Staff, visit.collector_id)
     assert collector is not None
     for boss in await reviewers_of(session, visit.collector_id):
-        t = _t_for(boss)
+        t = t_for(boss)
         head = t(N_("review.request_urgent") if urgent else N_("review.request"), name=collector.name)
         assert boss.telegram_user_id is not None
         await outbox.enqueue(
             session, chat_id=boss.telegram_user_id, kind="review.request", now=now, protect_content=True,
             priority=outbox.Priority.REVIEW,
             text=head + "\n\n" + summary_text(t, case, visit, evidence, tz=calendar.tz),
-            buttons=[[(t("review.approve"), f"rv:ok:{visit.id}"), (t("review.return"), f"rv:ret:{visit.id}")],
-                     [(t("review.files"), f"rv:files:{visit.id}")]],
+            buttons=[[(t("review.approve"), ReviewApprove(visit_id=visit.id).pack()),
+                      (t("review.return"), ReviewReturn(visit_id=visit.id).pack())],
+                     [(t("review.files"), ReviewFiles(visit_id=visit.id).pack())]],
             dedupe_key=f"review:{visit.id}:{visit.revision}:{boss.id}",
         )
+
+
+async def start_return(session: AsyncSession, reviewer: StaffView, visit_id: int, *, now: datetime) -> Visit:
+    """The reviewer pressed "return": the comment they type next goes back with the report."""
+    visit, _, _ = await reviewable_visit(session, reviewer, visit_id)
+    if visit.status != VisitStatus.FILED.value:
+        raise DomainError(N_("review.error.not_waiting"))
+    await flows.enter(session, reviewer.id, ReviewStep.COMMENT, {"visit_id": visit_id}, now=now)
+    return visit
 
 
 async def review(session: AsyncSession, reviewer: StaffView, visit_id: int, *, approve: bool, comment: str | None,
@@ -363,7 +333,7 @@ async def review(session: AsyncSession, reviewer: StaffView, visit_id: int, *, a
     await audit.record(session, action="visit.approved" if approve else "visit.returned", object_type="visit",
                        object_id=visit.id, actor_id=reviewer.id, at=now, details={"comment": comment})
     if collector.telegram_user_id is not None:
-        t = _t_for(collector)
+        t = t_for(collector)
         if approve:
             await outbox.enqueue(session, chat_id=collector.telegram_user_id, kind="review.approved", now=now,
                                  text=t("review.approved_notice", case_no=case.case_no, name=reviewer.name))
@@ -372,7 +342,7 @@ async def review(session: AsyncSession, reviewer: StaffView, visit_id: int, *, a
                                  priority=outbox.Priority.REVIEW,
                                  text=t("review.returned_notice", case_no=case.case_no, name=reviewer.name,
                                         comment=comment or "-"),
-                                 buttons=[[(t("visit.amend"), f"v:amend:{visit.id}")]])
+                                 buttons=[[(t("visit.amend"), VisitAmend(visit_id=visit.id).pack())]])
     return visit
 
 
@@ -387,11 +357,12 @@ async def offer_resume(session: AsyncSession, *, now: datetime) -> int:
     """After a restart: offer each collector with an unfinished report to carry on (once per draft state)."""
     count = 0
     for visit, person, case in await open_drafts(session):
-        t = _t_for(person)
+        t = t_for(person)
         assert person.telegram_user_id is not None
         queued = await outbox.enqueue(
             session, chat_id=person.telegram_user_id, kind="visit.resume", now=now,
-            text=t("visit.resume_offer", case_no=case.case_no), buttons=[[(t("visit.resume"), f"v:resume:{visit.id}")]],
+            text=t("visit.resume_offer", case_no=case.case_no),
+            buttons=[[(t("visit.resume"), VisitResume(visit_id=visit.id).pack())]],
             dedupe_key=f"resume:{visit.id}:{visit.updated_at.isoformat()}")
         count += queued is not None
     return count
