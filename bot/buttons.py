@@ -18,7 +18,7 @@ import dataclasses
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Any, ClassVar, Self, get_type_hints
+from typing import Any, ClassVar, Self, TypeVar, dataclass_transform, get_type_hints
 
 from bot.services.policy import OBJECT_KIND, Action
 
@@ -137,11 +137,15 @@ def _decode(kind: Any, raw: str) -> Any:
     return kind(raw)
 
 
-def button(cls: type[Button]) -> type[Button]:
-    """Class decorator: make ``cls`` a frozen dataclass and compile its pattern."""
-    made = dataclasses.dataclass(frozen=True)(cls)
-    made._setup()
-    return made
+ButtonType = TypeVar("ButtonType", bound=type[Button])
+
+
+@dataclass_transform(frozen_default=True)
+def button(cls: ButtonType) -> ButtonType:
+    """Class decorator: make ``cls`` a frozen dataclass and compile its pattern (typed as one for mypy)."""
+    dataclasses.dataclass(frozen=True)(cls)  # in place: without slots the class itself is returned
+    cls._setup()
+    return cls
 
 
 def parse(data: str | None) -> Button | None:

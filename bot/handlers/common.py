@@ -16,6 +16,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot.context import FieldbotContext
 from bot.services import audit, flows, inbox
 from bot.services.errors import AlreadyDone, DomainError, Forbidden
+from bot.steps import Step
 from bot.storage.models import Role
 
 log = logging.getLogger(__name__)
@@ -148,11 +149,11 @@ async def replace_buttons(update: Update, context: FieldbotContext, markup: Inli
             raise
 
 
-async def ask_for_text(update: Update, context: FieldbotContext, flow: str, step: str, data: dict[str, Any],
+async def ask_for_text(update: Update, context: FieldbotContext, step: Step, data: dict[str, Any],
                        prompt_key: str) -> None:
     """Save the step that waits for a typed answer (so a restart keeps it), then ask the question."""
     staff = context.staff
     assert staff is not None
     async with context.runtime.db.write() as session:
-        await flows.save(session, staff.id, flow, step, data, now=context.runtime.clock.now())
+        await flows.enter(session, staff.id, step, data, now=context.runtime.clock.now())
     await show(update, context, context.t(prompt_key), edit=False)

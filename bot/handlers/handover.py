@@ -8,20 +8,34 @@ from sqlalchemy import select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.buttons import (
+    Decision,
+    HandoverCancel,
+    HandoverChecklist,
+    HandoverDecide,
+    HandoverFlag,
+    HandoverFrom,
+    HandoverGo,
+    HandoverItemDone,
+    HandoverItemNote,
+    HandoverLeadOk,
+    HandoverReassign,
+    HandoverReassignTo,
+    HandoverReceive,
+    HandoverReview,
+    HandoverSuccessor,
+)
 from bot.context import FieldbotContext
-from bot.handlers.common import ask_for_text, drop_buttons, ignore_replays, refuse, require_role, show, write_once
-from bot.handlers.routing import InStep
+from bot.handlers.common import ask_for_text, drop_buttons, ignore_replays, pressed, refuse, serves, show, write_once
+from bot.handlers.routing import AtStep
 from bot.i18n import N_
 from bot.services import flows, handover
 from bot.services.errors import DomainError
-from bot.storage.models import Case, Handover, HandoverItem, HandoverStatus, Role, Staff
+from bot.services.policy import Action
+from bot.steps import HandoverStep
+from bot.storage.models import Case, HandoverItem, Staff
 
 log = logging.getLogger(__name__)
-
-FLOW = "handover"
-STARTERS = (Role.SUPERVISOR, Role.ADMIN)
-LEADS = (Role.TEAM_LEAD, Role.SUPERVISOR, Role.ADMIN)
-FIELD = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
 
 
 def _facts_line(context: FieldbotContext, item: HandoverItem) -> str:
@@ -48,70 +62,69 @@ async def _reply(update: Update, context: FieldbotContext, text: str,
 # ---- starting -------------------------------------------------------------------------------------------
 
 
-@require_role(*STARTERS)
+@serves(Action.HANDOVER_RUN)
 async def begin(update: Update, context: FieldbotContext) -> None:
-    staff = context.staff
-    assert staff is not None
-    async with context.runtime.db.read() as session:
-        query = select(Staff).where(Staff.active.is_(True), Staff.role.in_([r.value for r in FIELD]))
-        if staff.role is Role.SUPERVISOR:
-            query = query.where(Staff.team == staff.team)
-        people = list(await session.scalars(query.order_by(Staff.name)))
-    buttons = [[InlineKeyboardButton(p.name, callback_data=f"ho:from:{p.id}")] for p in people]
+    try:
+        async with context.runtime.db.read() as session:
+            people = await handover.departing_choices(session, context.staff)
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.start")
+        return
+    buttons = [[InlineKeyboardButton(p.name, callback_data=HandoverFrom(p.id).pack())] for p in people]
     await _reply(update, context, context.t("handover.pick_departing"), buttons)
 
 
-@require_role(*STARTERS)
+@serves(Action.HANDOVER_RUN)
 async def departing_chosen(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    from_id = int(query.data.split(":")[2])
-    async with context.runtime.db.write() as session:
-        await flows.save(session, context.staff.id, FLOW, "successors", {"from": from_id, "to": []},
-                         now=context.runtime.clock.now())
-    await _successor_picker(update, context, from_id, [])
+    assert context.staff is not None
+    from_id = pressed(update, HandoverFrom).staff_id
+    try:
+        async with context.runtime.db.write() as session:
+            people = await handover.successor_candidates(session, context.staff, from_id)
+            await flows.enter(session, context.staff.id, HandoverStep.SUCCESSORS, {"from": from_id, "to": []},
+                              now=context.runtime.clock.now())
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.start")
+        return
+    await _successor_picker(update, context, people, [])
 
 
-async def _successor_picker(update: Update, context: FieldbotContext, from_id: int, chosen: list[int]) -> None:
-    staff = context.staff
-    assert staff is not None
-    async with context.runtime.db.read() as session:
-        departing = await session.get(Staff, from_id)
-        query = select(Staff).where(Staff.active.is_(True), Staff.role.in_([r.value for r in FIELD]),
-                                    Staff.id != from_id)
-        if departing is not None:
-            query = query.where(Staff.team == departing.team)
-        people = list(await session.scalars(query.order_by(Staff.name)))
-    buttons = [[InlineKeyboardButton(("✓ " if p.id in chosen else "") + p.name, callback_data=f"ho:succ:{p.id}")]
-               for p in people]
+async def _successor_picker(update: Update, context: FieldbotContext, people: list[Staff], chosen: list[int]) -> None:
+    buttons = [[InlineKeyboardButton(("✓ " if p.id in chosen else "") + p.name,
+                                     callback_data=HandoverSuccessor(p.id).pack())] for p in people]
     if chosen:
-        buttons.append([InlineKeyboardButton(context.t("handover.start"), callback_data="ho:go")])
+        buttons.append([InlineKeyboardButton(context.t("handover.start"), callback_data=HandoverGo().pack())])
     await show(update, context, context.t("handover.pick_successors"), InlineKeyboardMarkup(buttons))
 
 
-@require_role(*STARTERS)
+@serves(Action.HANDOVER_RUN)
 @ignore_replays
 async def successor_toggled(update: Update, context: FieldbotContext) -> None:
-    query, flow, staff = update.callback_query, context.flow, context.staff
-    assert query is not None and query.data is not None and staff is not None
-    if flow is None or flow.flow != FLOW or flow.step != "successors":
-        await refuse(update, context, DomainError("error.stale_button"), what="handover.successor")
+    flow, staff = context.flow, context.staff
+    assert staff is not None
+    sid = pressed(update, HandoverSuccessor).staff_id
+    try:
+        async with write_once(update, context) as session:
+            await handover.check_person(session, staff, sid)
+            if flow is None or flow.at is not HandoverStep.SUCCESSORS:
+                raise DomainError("error.stale_button")
+            chosen = [int(x) for x in flow.data["to"]]
+            chosen = [x for x in chosen if x != sid] if sid in chosen else [*chosen, sid]
+            await flows.enter(session, staff.id, HandoverStep.SUCCESSORS, {**flow.data, "to": chosen},
+                              now=context.runtime.clock.now())
+            people = await handover.successor_candidates(session, staff, int(flow.data["from"]))
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.successor")
         return
-    sid = int(query.data.split(":")[2])
-    chosen = [int(x) for x in flow.data["to"]]
-    chosen = [x for x in chosen if x != sid] if sid in chosen else [*chosen, sid]
-    async with write_once(update, context) as session:
-        await flows.save(session, staff.id, FLOW, "successors", {**flow.data, "to": chosen},
-                         now=context.runtime.clock.now())
-    await _successor_picker(update, context, int(flow.data["from"]), chosen)
+    await _successor_picker(update, context, people, chosen)
 
 
-@require_role(*STARTERS)
+@serves(Action.HANDOVER_RUN)
 @ignore_replays
 async def go(update: Update, context: FieldbotContext) -> None:
     flow, staff, runtime = context.flow, context.staff, context.runtime
     assert staff is not None
-    if flow is None or flow.flow != FLOW or not flow.data.get("to"):
+    if flow is None or flow.at is not HandoverStep.SUCCESSORS or not flow.data.get("to"):
         await refuse(update, context, DomainError("error.stale_button"), what="handover.start")
         return
     try:
@@ -119,7 +132,7 @@ async def go(update: Update, context: FieldbotContext) -> None:
             started = await handover.start(session, actor=staff, from_id=int(flow.data["from"]),
                                            successor_ids=[int(x) for x in flow.data["to"]], now=runtime.clock.now(),
                                            calendar=runtime.calendar)
-            await flows.clear(session, staff.id, FLOW)
+            await flows.clear(session, staff.id, HandoverStep.FLOW)
             count = len(await handover.items(session, started.id))
     except DomainError as error:
         await refuse(update, context, error, what="handover.start")
@@ -130,16 +143,13 @@ async def go(update: Update, context: FieldbotContext) -> None:
 # ---- the departing collector ----------------------------------------------------------------------------
 
 
-@require_role(*FIELD)
+@serves(Action.HANDOVER_DEPART)
 async def checklist(update: Update, context: FieldbotContext) -> None:
     """The departing collector's list: each case with its open matters, to confirm or annotate."""
     staff = context.staff
     assert staff is not None
     async with context.runtime.db.read() as session:
-        running = await session.scalar(select(Handover).where(
-            Handover.from_staff_id == staff.id,
-            Handover.status == HandoverStatus.COLLECTING.value))
-        rows = await handover.items(session, running.id) if running else []
+        running, rows = await handover.collecting_for(session, staff)
     if running is None:
         await _reply(update, context, context.t("handover.nothing"))
         return
@@ -150,8 +160,9 @@ async def checklist(update: Update, context: FieldbotContext) -> None:
         mark = {"pending": "⬜", "done": "✅", "noted": "📝"}[item.departing_status]
         lines.append(f"{mark} {_facts_line(context, item)}")
         if item.departing_status == "pending":
-            buttons.append([InlineKeyboardButton(f"✅ {item.facts.get('case_no')}", callback_data=f"ho:ok:{item.id}"),
-                            InlineKeyboardButton(t("handover.add_note"), callback_data=f"ho:note:{item.id}")])
+            buttons.append([
+                InlineKeyboardButton(f"✅ {item.facts.get('case_no')}", callback_data=HandoverItemDone(item.id).pack()),
+                InlineKeyboardButton(t("handover.add_note"), callback_data=HandoverItemNote(item.id).pack())])
     await _reply(update, context, "\n".join(lines), buttons)
 
 
@@ -163,7 +174,7 @@ async def _mark(update: Update, context: FieldbotContext, item_id: int, note: st
         async with write_once(update, context) as session:
             _, all_done = await handover.departing_mark(session, staff, item_id, note=note,
                                                         now=context.runtime.clock.now())
-            await flows.clear(session, staff.id, FLOW)
+            await flows.clear(session, staff.id, HandoverStep.FLOW)
     except DomainError as error:
         await refuse(update, context, error, what="handover.item")
         return
@@ -173,22 +184,26 @@ async def _mark(update: Update, context: FieldbotContext, item_id: int, note: st
         await checklist(update, context)
 
 
-@require_role(*FIELD)
+@serves(Action.HANDOVER_DEPART)
 @ignore_replays
 async def item_done(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    await _mark(update, context, int(query.data.split(":")[2]), None)
+    await _mark(update, context, pressed(update, HandoverItemDone).item_id, None)
 
 
-@require_role(*FIELD)
+@serves(Action.HANDOVER_DEPART)
 async def ask_note(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    await ask_for_text(update, context, FLOW, "note", {"item": int(query.data.split(":")[2])}, "handover.ask_note")
+    assert context.staff is not None
+    item_id = pressed(update, HandoverItemNote).item_id
+    try:
+        async with context.runtime.db.read() as session:
+            await handover.item_to_answer(session, context.staff, item_id)
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.item")
+        return
+    await ask_for_text(update, context, HandoverStep.NOTE, {"item": item_id}, "handover.ask_note")
 
 
-@require_role(*FIELD)
+@serves(Action.HANDOVER_DEPART)
 @ignore_replays
 async def note_typed(update: Update, context: FieldbotContext) -> None:
     message, flow = update.effective_message, context.flow
@@ -199,11 +214,9 @@ async def note_typed(update: Update, context: FieldbotContext) -> None:
 # ---- the team lead --------------------------------------------------------------------------------------
 
 
-@require_role(*LEADS)
+@serves(Action.HANDOVER_LEAD)
 async def review(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    handover_id = int(query.data.split(":")[2])
+    handover_id = pressed(update, HandoverReview).handover_id
     t = context.t
     assert context.staff is not None
     try:
@@ -216,17 +229,16 @@ async def review(update: Update, context: FieldbotContext) -> None:
         return
     lines = [t("handover.review_title", id=handover_id)]
     lines += [f"{_facts_line(context, i)} → {names.get(i.successor_id, '?')}" for i in rows]
-    buttons = [[InlineKeyboardButton(t("handover.confirm_all"), callback_data=f"ho:lok:{handover_id}")],
-               [InlineKeyboardButton(t("handover.flag"), callback_data=f"ho:flag:{handover_id}")]]
-    buttons += [[InlineKeyboardButton(f"↪ {i.facts.get('case_no')}", callback_data=f"ho:re:{i.id}")] for i in rows]
+    buttons = [[InlineKeyboardButton(t("handover.confirm_all"), callback_data=HandoverLeadOk(handover_id).pack())],
+               [InlineKeyboardButton(t("handover.flag"), callback_data=HandoverFlag(handover_id).pack())]]
+    buttons += [[InlineKeyboardButton(f"↪ {i.facts.get('case_no')}", callback_data=HandoverReassign(i.id).pack())]
+                for i in rows]
     await _reply(update, context, "\n".join(lines), buttons)
 
 
-@require_role(*LEADS)
+@serves(Action.HANDOVER_LEAD)
 async def pick_new_successor(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    item_id = int(query.data.split(":")[2])
+    item_id = pressed(update, HandoverReassign).item_id
     assert context.staff is not None
     try:
         async with context.runtime.db.read() as session:
@@ -234,22 +246,22 @@ async def pick_new_successor(update: Update, context: FieldbotContext) -> None:
     except DomainError as error:
         await refuse(update, context, error, what="handover.review")
         return
-    buttons = [[InlineKeyboardButton(p.name, callback_data=f"ho:to:{item_id}:{p.id}")] for p in people]
+    buttons = [[InlineKeyboardButton(p.name, callback_data=HandoverReassignTo(item_id, p.id).pack())] for p in people]
     await _reply(update, context, context.t("handover.pick_one_successor"), buttons)
 
 
-@require_role(*LEADS)
+@serves(Action.HANDOVER_LEAD)
 @ignore_replays
 async def reassigned(update: Update, context: FieldbotContext) -> None:
-    query, staff = update.callback_query, context.staff
-    assert query is not None and query.data is not None and staff is not None
-    _, _, item_id, successor_id = query.data.split(":")
+    staff = context.staff
+    assert staff is not None
+    chosen = pressed(update, HandoverReassignTo)
     try:
         async with write_once(update, context) as session:
-            item = await handover.reassign_item(session, staff, int(item_id), int(successor_id),
+            item = await handover.reassign_item(session, staff, chosen.item_id, chosen.staff_id,
                                                 now=context.runtime.clock.now())
             case = await session.get(Case, item.case_id)
-            person = await session.get(Staff, int(successor_id))
+            person = await session.get(Staff, chosen.staff_id)
     except DomainError as error:
         await refuse(update, context, error, what="handover.reassign")
         return
@@ -257,14 +269,14 @@ async def reassigned(update: Update, context: FieldbotContext) -> None:
                                           name=person.name if person else "?"))
 
 
-@require_role(*LEADS)
+@serves(Action.HANDOVER_LEAD)
 @ignore_replays
 async def lead_ok(update: Update, context: FieldbotContext) -> None:
-    query, staff = update.callback_query, context.staff
-    assert query is not None and query.data is not None and staff is not None
+    staff = context.staff
+    assert staff is not None
     try:
         async with write_once(update, context) as session:
-            done = await handover.lead_confirm(session, staff, int(query.data.split(":")[2]),
+            done = await handover.lead_confirm(session, staff, pressed(update, HandoverLeadOk).handover_id,
                                                now=context.runtime.clock.now())
     except DomainError as error:
         await refuse(update, context, error, what="handover.confirm")
@@ -273,15 +285,20 @@ async def lead_ok(update: Update, context: FieldbotContext) -> None:
     await _reply(update, context, context.t("handover.lead_done", id=done.id))
 
 
-@require_role(*LEADS)
+@serves(Action.HANDOVER_LEAD)
 async def ask_flag(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    await ask_for_text(update, context, FLOW, "flag", {"handover": int(query.data.split(":")[2])},
-                       "handover.ask_flag")
+    assert context.staff is not None
+    handover_id = pressed(update, HandoverFlag).handover_id
+    try:
+        async with context.runtime.db.read() as session:
+            await handover.check_lead(session, context.staff, handover_id)
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.flag")
+        return
+    await ask_for_text(update, context, HandoverStep.FLAG, {"handover": handover_id}, "handover.ask_flag")
 
 
-@require_role(*LEADS)
+@serves(Action.HANDOVER_LEAD)
 @ignore_replays
 async def flag_typed(update: Update, context: FieldbotContext) -> None:
     message, flow, staff = update.effective_message, context.flow, context.staff
@@ -290,43 +307,44 @@ async def flag_typed(update: Update, context: FieldbotContext) -> None:
         async with write_once(update, context) as session:
             await handover.flag(session, staff, int(flow.data["handover"]), message.text,
                                 now=context.runtime.clock.now())
-            await flows.clear(session, staff.id, FLOW)
+            await flows.clear(session, staff.id, HandoverStep.FLOW)
     except DomainError as error:
         await refuse(update, context, error, what="handover.flag")
         return
     await _reply(update, context, context.t("handover.flag_sent"))
 
 
-@require_role(Role.SUPERVISOR, Role.ADMIN)
+@serves(Action.HANDOVER_DECIDE)
 @ignore_replays
 async def decided(update: Update, context: FieldbotContext) -> None:
-    query, staff, runtime = update.callback_query, context.staff, context.runtime
-    assert query is not None and query.data is not None and staff is not None
-    _, _, issue_id, verdict = query.data.split(":")
+    staff, runtime = context.staff, context.runtime
+    assert staff is not None
+    chosen = pressed(update, HandoverDecide)
+    go_on = chosen.decision is Decision.GO
     try:
         async with write_once(update, context) as session:
-            await handover.decide(session, staff, int(issue_id), go=verdict == "go", now=runtime.clock.now(),
+            await handover.decide(session, staff, chosen.issue_id, go=go_on, now=runtime.clock.now(),
                                   calendar=runtime.calendar)
     except DomainError as error:
         await refuse(update, context, error, what="handover.decide")
         return
     await drop_buttons(update, context)
     await _reply(update, context,
-                 context.t(N_("handover.decided_go") if verdict == "go" else N_("handover.decided_cancel")))
+                 context.t(N_("handover.decided_go") if go_on else N_("handover.decided_cancel")))
 
 
 # ---- the successors, and cancelling ---------------------------------------------------------------------
 
 
-@require_role(*FIELD)
+@serves(Action.HANDOVER_RECEIVE)
 @ignore_replays
 async def received(update: Update, context: FieldbotContext) -> None:
-    query, staff, runtime = update.callback_query, context.staff, context.runtime
-    assert query is not None and query.data is not None and staff is not None
+    staff, runtime = context.staff, context.runtime
+    assert staff is not None
     try:
         async with write_once(update, context) as session:
-            moved, _ = await handover.receive(session, staff, int(query.data.split(":")[2]), now=runtime.clock.now(),
-                                              calendar=runtime.calendar)
+            moved, _ = await handover.receive(session, staff, pressed(update, HandoverReceive).handover_id,
+                                              now=runtime.clock.now(), calendar=runtime.calendar)
     except DomainError as error:
         await refuse(update, context, error, what="handover.receive")
         return
@@ -335,15 +353,15 @@ async def received(update: Update, context: FieldbotContext) -> None:
                                             cases=", ".join(c.case_no for c in moved) or "-"))
 
 
-@require_role(*STARTERS)
+@serves(Action.HANDOVER_RUN)
 @ignore_replays
 async def cancelled(update: Update, context: FieldbotContext) -> None:
-    query, staff, runtime = update.callback_query, context.staff, context.runtime
-    assert query is not None and query.data is not None and staff is not None
+    staff, runtime = context.staff, context.runtime
+    assert staff is not None
     try:
         async with write_once(update, context) as session:
-            await handover.cancel(session, staff, int(query.data.split(":")[2]), now=runtime.clock.now(),
-                                  calendar=runtime.calendar)
+            await handover.cancel(session, staff, pressed(update, HandoverCancel).handover_id,
+                                  now=runtime.clock.now(), calendar=runtime.calendar)
     except DomainError as error:
         await refuse(update, context, error, what="handover.cancel")
         return
@@ -354,21 +372,21 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     text = filters.TEXT & ~filters.COMMAND
     return [
         CommandHandler("handover", begin),
-        CallbackQueryHandler(departing_chosen, pattern=r"^ho:from:\d{1,9}$"),
-        CallbackQueryHandler(successor_toggled, pattern=r"^ho:succ:\d{1,9}$"),
-        CallbackQueryHandler(go, pattern=r"^ho:go$"),
+        CallbackQueryHandler(departing_chosen, pattern=HandoverFrom.pattern()),
+        CallbackQueryHandler(successor_toggled, pattern=HandoverSuccessor.pattern()),
+        CallbackQueryHandler(go, pattern=HandoverGo.pattern()),
         CommandHandler("checklist", checklist),
-        CallbackQueryHandler(checklist, pattern=r"^ho:list$"),
-        CallbackQueryHandler(item_done, pattern=r"^ho:ok:\d{1,9}$"),
-        CallbackQueryHandler(ask_note, pattern=r"^ho:note:\d{1,9}$"),
-        MessageHandler(text & InStep(FLOW, "note"), note_typed),
-        CallbackQueryHandler(review, pattern=r"^ho:rev:\d{1,9}$"),
-        CallbackQueryHandler(pick_new_successor, pattern=r"^ho:re:\d{1,9}$"),
-        CallbackQueryHandler(reassigned, pattern=r"^ho:to:\d{1,9}:\d{1,9}$"),
-        CallbackQueryHandler(lead_ok, pattern=r"^ho:lok:\d{1,9}$"),
-        CallbackQueryHandler(ask_flag, pattern=r"^ho:flag:\d{1,9}$"),
-        MessageHandler(text & InStep(FLOW, "flag"), flag_typed),
-        CallbackQueryHandler(decided, pattern=r"^ho:dec:\d{1,9}:(go|cancel)$"),
-        CallbackQueryHandler(received, pattern=r"^ho:rcv:\d{1,9}$"),
-        CallbackQueryHandler(cancelled, pattern=r"^ho:cancel:\d{1,9}$"),
+        CallbackQueryHandler(checklist, pattern=HandoverChecklist.pattern()),
+        CallbackQueryHandler(item_done, pattern=HandoverItemDone.pattern()),
+        CallbackQueryHandler(ask_note, pattern=HandoverItemNote.pattern()),
+        MessageHandler(text & AtStep(HandoverStep.NOTE), note_typed),
+        CallbackQueryHandler(review, pattern=HandoverReview.pattern()),
+        CallbackQueryHandler(pick_new_successor, pattern=HandoverReassign.pattern()),
+        CallbackQueryHandler(reassigned, pattern=HandoverReassignTo.pattern()),
+        CallbackQueryHandler(lead_ok, pattern=HandoverLeadOk.pattern()),
+        CallbackQueryHandler(ask_flag, pattern=HandoverFlag.pattern()),
+        MessageHandler(text & AtStep(HandoverStep.FLAG), flag_typed),
+        CallbackQueryHandler(decided, pattern=HandoverDecide.pattern()),
+        CallbackQueryHandler(received, pattern=HandoverReceive.pattern()),
+        CallbackQueryHandler(cancelled, pattern=HandoverCancel.pattern()),
     ]

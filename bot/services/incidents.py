@@ -375,9 +375,9 @@ async def reping_due(session: AsyncSession, *, now: datetime, policy: Policy, li
 async def _resolvable(session: AsyncSession, staff: StaffView, incident_id: int,
                       resolution: str | None = None) -> Incident:
     """The incident ``staff`` may close (its owner, or a supervisor of the collector's team), still open."""
+    await permissions.require(session, staff, permissions.Action.INCIDENT_RESOLVE, incident_id)
     if resolution is not None and resolution not in RESOLUTIONS:
         raise DomainError("error.stale_button")
-    await permissions.require(session, staff, permissions.Action.INCIDENT_RESOLVE, incident_id)
     incident = await session.get(Incident, incident_id, with_for_update=True)
     if incident is None:
         raise NotFound()
