@@ -8,8 +8,8 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import DEFAULT_LOCALE, Translator, translator
 from bot.runtime import Runtime
+from bot.services.actor import StaffView
 from bot.services.flows import FlowView
-from bot.services.staff import StaffView
 
 RUNTIME_KEY = "runtime"
 

@@ -52,7 +52,7 @@ async def file_visit(harness: BotHarness, collector_id: int, case_id: int, code:
     from sqlalchemy import select as _select
 
     from bot.services import visits as visit_service
-    from bot.services.staff import StaffView
+    from bot.services.actor import StaffView
     from bot.storage.models import Evidence, Staff
 
     runtime = harness.runtime

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.services import assignment, staff
+from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import DomainError, Forbidden
-from bot.services.staff import StaffView
 from bot.storage.db import Database
 from bot.storage.models import Assignment, AuditEntry, Case, OutboxMessage, Role, Staff
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.sandbox.harness import BotHarness
 from bot.sandbox.updates import FakeUser
 from bot.services import handover, visits
-from bot.services.staff import StaffView
+from bot.services.actor import StaffView
 from bot.storage.models import Assignment, AuditEntry, Case, Handover, HandoverItem, Role, Staff
 from tests.field_office import ANN, BOB, BOSS, add_case, file_visit
 

@@ -17,7 +17,8 @@ from bot.i18n import Translator
 from bot.sandbox.geocoder import OfflineGeocoder
 from bot.services import intake, staff
 from bot.services.calendar import WorkCalendar
-from bot.services.parsing import mask_id_number, normalize_mobile
+from bot.services.masking import mask_id_number
+from bot.services.parsing import normalize_mobile
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.models import Assignment, AuditEntry, Case, CaseImport, OutboxMessage, Role, Staff

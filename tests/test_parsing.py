@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.services.masking import mask_id_number
 from bot.services.parsing import (
     clean_text,
     excel_date,
-    mask_id_number,
     normalize_mobile,
     parse_amount,
     parse_date,

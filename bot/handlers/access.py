@@ -12,7 +12,7 @@ from bot.handlers.routing import Caller, remember
 from bot.i18n import resolve_locale, translator
 from bot.services import flows, incidents
 from bot.services import staff as staff_service
-from bot.services.staff import StaffView
+from bot.services.actor import StaffView
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from telegram import Update
 from telegram.ext import filters
 
+from bot.services.actor import StaffView
 from bot.services.flows import FlowView
-from bot.services.staff import StaffView
 from bot.storage.models import Role
 
 _MAX_REMEMBERED = 10_000

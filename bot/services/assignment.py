@@ -16,15 +16,18 @@ from geopy.distance import geodesic
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.i18n import DEFAULT_LOCALE, N_, resolve_locale, translator
-from bot.services import audit, deadlines, outbox, policy
+from bot.i18n import N_
+from bot.services import audit, deadlines, outbox
+from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
-from bot.services.errors import DomainError, NotFound
-from bot.services.staff import StaffView
+from bot.services.cases import current_assignee
+from bot.services.errors import DomainError, Forbidden, NotFound
+from bot.services.people import running_for, t_for
 from bot.storage.models import Assignment, Case, CaseStatus, Role, Staff
 
 VISIT_WITHIN_WORKING_DAYS = 2  # SOP: a field visit within 2 working days of the handover
 ASSIGNABLE_ROLES = (Role.COLLECTOR.value, Role.PHONE_COLLECTOR.value)
+MANAGER_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 NOTICE_LIST_LIMIT = 10
 
 
@@ -36,18 +39,23 @@ class PlannedAssignment:
 
 
 def _visible_cases(actor: StaffView | None) -> list[object]:
-    """WHERE clauses limiting cases to those the policy lets ``actor`` assign: their team's, and those no
-    team holds yet (nothing extra for whoever reaches every team)."""
-    team = policy.team_filter(actor, policy.Action.CASE_ASSIGN)
-    return [] if team is None else [or_(Case.team == team, Case.team.is_(None))]
+    """WHERE clauses limiting cases to what ``actor`` may assign (nothing extra for admins and the shell)."""
+    if actor is None or actor.role is Role.ADMIN:
+        return []
+    if actor.role is Role.SUPERVISOR:
+        return [or_(Case.team == actor.team, Case.team.is_(None))]
+    raise Forbidden()
 
 
-async def current_assignee(session: AsyncSession, case_id: int) -> Staff | None:
-    staff: Staff | None = await session.scalar(
-        select(Staff).join(Assignment, Assignment.staff_id == Staff.id)
-        .where(Assignment.case_id == case_id, Assignment.ended_at.is_(None))
-    )
-    return staff
+def _check_manager(actor: StaffView | None) -> None:
+    if actor is not None and actor.role not in MANAGER_ROLES:
+        raise Forbidden()
+
+
+def _may_assign(actor: StaffView | None, case: Case, collector: Staff) -> bool:
+    if actor is None or actor.role is Role.ADMIN:
+        return True
+    return actor.role is Role.SUPERVISOR and case.team in (actor.team, None) and collector.team == actor.team
 
 
 async def assign_in_session(
@@ -113,7 +121,7 @@ async def _notice(session: AsyncSession, person: Staff, key: str, cases: Sequenc
                   calendar: WorkCalendar) -> None:
     if person.telegram_user_id is None or not person.active:
         return
-    t = translator(resolve_locale(person.locale, None, DEFAULT_LOCALE))
+    t = t_for(person)
     lines = [t("assign.notice.line", case_no=c.case_no, debtor=c.debtor_name, address=c.address,
                due=t.datetime(c.visit_due_at, calendar.tz) if c.visit_due_at else "-")
              for c in cases[:NOTICE_LIST_LIMIT]]
@@ -134,12 +142,10 @@ async def assign_cases(
     calendar: WorkCalendar,
 ) -> list[Case]:
     """Assign ``case_ids`` to one collector after checking the actor may; returns the cases that moved."""
-    policy.require_role(actor, policy.Action.CASE_ASSIGN)
+    _check_manager(actor)
     collector = await session.get(Staff, to_staff_id)
     if collector is None or not collector.active or collector.role not in ASSIGNABLE_ROLES:
         raise DomainError("assign.error.bad_collector")
-    from bot.services.handover import running_for
-
     if await running_for(session, collector.id) is not None:
         raise DomainError(N_("assign.error.leaving"), name=collector.name)
     moved: list[tuple[Case, Staff, int | None]] = []
@@ -149,7 +155,8 @@ async def assign_cases(
             raise NotFound()
         if case.status == CaseStatus.CLOSED.value:
             raise DomainError("assign.error.closed", case_no=case.case_no)
-        await policy.require_assignment(session, actor, case.id, collector.id)
+        if not _may_assign(actor, case, collector):
+            raise Forbidden(subject=("case", case.id))
         before = await current_assignee(session, case.id)
         if await assign_in_session(session, case, collector, actor_id=actor.id if actor else None, reason=reason,
                                    now=now, calendar=calendar) is not None:
@@ -172,20 +179,11 @@ async def unassigned_cases(session: AsyncSession, actor: StaffView | None, *, of
 
 
 async def assignable_collectors(session: AsyncSession, actor: StaffView | None) -> list[Staff]:
-    """The collectors ``actor`` may give cases to (their own team's, for a supervisor)."""
-    team = policy.team_filter(actor, policy.Action.CASE_ASSIGN)
+    _check_manager(actor)
     query = select(Staff).where(Staff.active.is_(True), Staff.role.in_(ASSIGNABLE_ROLES)).order_by(Staff.name)
-    if team is not None:
-        query = query.where(Staff.team == team)
+    if actor is not None and actor.role is Role.SUPERVISOR:
+        query = query.where(Staff.team == actor.team)
     return list(await session.scalars(query))
-
-
-async def plan_for(session: AsyncSession, actor: StaffView | None, case_ids: Sequence[int],
-                   collector_id: int) -> list[PlannedAssignment]:
-    """A plan giving ``case_ids`` to one collector, once ``actor`` may give cases to that collector."""
-    policy.check(actor, policy.Action.CASE_ASSIGN,
-                 await policy.staff_subject(session, collector_id, policy.Action.CASE_ASSIGN))
-    return [PlannedAssignment(case_id, collector_id) for case_id in case_ids]
 
 
 async def plan_nearest(session: AsyncSession, actor: StaffView | None) -> tuple[list[PlannedAssignment], int]:
@@ -220,7 +218,7 @@ async def report_unassigned(session: AsyncSession, *, now: datetime, limit: int 
         for boss in supervisors:
             if team is not None and boss.team != team:
                 continue
-            t = translator(resolve_locale(boss.locale, None, DEFAULT_LOCALE))
+            t = t_for(boss)
             numbers = ", ".join(c.case_no for c in team_cases[:NOTICE_LIST_LIMIT])
             more = len(team_cases) - NOTICE_LIST_LIMIT
             assert boss.telegram_user_id is not None
@@ -273,8 +271,8 @@ async def execute_plan(session: AsyncSession, plan: Sequence[PlannedAssignment],
 
 
 async def assignable_case(session: AsyncSession, actor: StaffView | None, case_id: int) -> Case | None:
-    """The case if it is still unassigned, else None; :class:`Forbidden` unless ``actor`` may assign it."""
-    await policy.require_assignment(session, actor, case_id)
+    """The case if it is still unassigned and ``actor`` may assign it, else None."""
     case: Case | None = await session.scalar(
-        select(Case).where(Case.id == case_id, Case.status == CaseStatus.NEW.value))
+        select(Case).where(Case.id == case_id, Case.status == CaseStatus.NEW.value, *_visible_cases(actor))  # type: ignore[arg-type]
+    )
     return case

@@ -46,10 +46,10 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Final
 
+from bot.services.masking import mask_id_number
 from bot.services.parsing import (
     clean_text,
     excel_date,
-    mask_id_number,
     normalize_mobile,
     parse_amount,
     parse_date,

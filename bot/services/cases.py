@@ -1,14 +1,20 @@
-"""Reading cases for scripts and checks: filters by status and current assignee."""
+"""Reading cases: who holds a case now, a collector's open cases, listings for scripts and checks.
+
+Every service reads cases through these; nothing here imports another service with business logic.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import Assignment, Case, Staff
+from bot.storage.models import Assignment, Case, CaseStatus, Staff
+
+CLOSED_STATUSES = (CaseStatus.CLOSED.value, CaseStatus.PAID.value)
 
 
 @dataclass(frozen=True)
@@ -47,3 +53,31 @@ async def list_cases(session: AsyncSession, *, status: str | None = None,
     if assignee_id is not None:
         query = query.where(Assignment.staff_id == assignee_id)
     return [CaseListing(case, sid, name) for case, sid, name in (await session.execute(query)).all()]
+
+
+async def current_assignee(session: AsyncSession, case_id: int) -> Staff | None:
+    staff: Staff | None = await session.scalar(
+        select(Staff).join(Assignment, Assignment.staff_id == Staff.id)
+        .where(Assignment.case_id == case_id, Assignment.ended_at.is_(None))
+    )
+    return staff
+
+
+async def current_assignee_id(session: AsyncSession, case_id: int) -> int | None:
+    staff_id: int | None = await session.scalar(select(Assignment.staff_id).where(
+        Assignment.case_id == case_id, Assignment.ended_at.is_(None)))
+    return staff_id
+
+
+async def active_assignees(session: AsyncSession, case_ids: Collection[int]) -> dict[int, Staff]:
+    """Case id to its current assignee, for the cases whose assignee is still active."""
+    rows = await session.execute(
+        select(Assignment.case_id, Staff).join(Staff, Staff.id == Assignment.staff_id)
+        .where(Assignment.case_id.in_(case_ids), Assignment.ended_at.is_(None), Staff.active.is_(True)))
+    return {case_id: staff for case_id, staff in rows.all()}
+
+
+async def open_cases_of(session: AsyncSession, staff_id: int) -> list[Case]:
+    return list(await session.scalars(
+        select(Case).join(Assignment, (Assignment.case_id == Case.id) & Assignment.ended_at.is_(None))
+        .where(Assignment.staff_id == staff_id, Case.status.not_in(CLOSED_STATUSES)).order_by(Case.id)))

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.buttons import ExtensionApprove, ExtensionAsk, ExtensionReject
 from bot.i18n import N_
 from bot.services import audit, outbox
 from bot.services.calendar import WorkCalendar
@@ -30,11 +29,6 @@ VISIT_KINDS = (MORNING, BEFORE, OVERDUE)
 BEFORE_DEADLINE = timedelta(hours=2)
 RESEND_AFTER_WORKING_HOURS = 4.0
 BATCH = 50  # small batches: the ORM work of one batch stays well under 50 ms (bench/sweep_latency.py)
-CLOSED = ("closed", "paid")
-
-
-def t_for(person: Staff) -> Translator:
-    return translator(resolve_locale(person.locale, None, DEFAULT_LOCALE))
 
 
 async def _add(session: AsyncSession, *, key: str, kind: str, due_at: datetime, now: datetime,
@@ -72,13 +66,6 @@ async def schedule_extension_resend(session: AsyncSession, request: ExtensionReq
                due_at=at, now=now, case_id=request.case_id, extension_id=request.id)
 
 
-async def _assignees(session: AsyncSession, case_ids: set[int]) -> dict[int, Staff]:
-    rows = await session.execute(
-        select(Assignment.case_id, Staff).join(Staff, Staff.id == Assignment.staff_id)
-        .where(Assignment.case_id.in_(case_ids), Assignment.ended_at.is_(None), Staff.active.is_(True)))
-    return {case_id: staff for case_id, staff in rows.all()}
-
-
 async def _tell(session: AsyncSession, person: Staff | None, reminder: Reminder, key: str,
                 params: dict[str, object], *, now: datetime, button: tuple[str, str] | None = None) -> bool:
     if person is None or person.telegram_user_id is None or not person.active:
@@ -95,14 +82,10 @@ async def _tell(session: AsyncSession, person: Staff | None, reminder: Reminder,
 async def _act(session: AsyncSession, reminder: Reminder, cases: dict[int, Case], assignees: dict[int, Staff], *,
                now: datetime, calendar: WorkCalendar) -> str:
     """Queue what ``reminder`` stands for; returns its outcome (``sent`` or ``skipped``)."""
-    from bot.services.visits import mask_name, reviewers_of
-
     if reminder.kind == EXTENSION_RESEND:
-        from bot.services.extensions import resend
-
-        return "sent" if await resend(session, reminder, now=now, calendar=calendar) else "skipped"
+        return "sent" if await resend_extension(session, reminder, now=now, calendar=calendar) else "skipped"
     case = cases.get(reminder.case_id) if reminder.case_id is not None else None
-    if case is None or case.visit_done_at is not None or case.status in CLOSED or case.visit_due_at is None:
+    if case is None or case.visit_done_at is not None or case.status in CLOSED_STATUSES or case.visit_due_at is None:
         return "skipped"
     collector = assignees.get(case.id)
     if collector is None:
@@ -119,7 +102,7 @@ async def _act(session: AsyncSession, reminder: Reminder, cases: dict[int, Case]
     else:
         case.visit_overdue_at = due  # when it became overdue, even if the sweep saw it later
         sent = await _tell(session, collector, reminder, N_("deadline.overdue_collector"), common, now=now,
-                           button=(N_("card.extension"), ExtensionAsk(case_id=case.id).pack()))
+                           button=(N_("card.extension"), f"v:ext:{case.id}"))
         for boss in await reviewers_of(session, collector.id):
             await _tell(session, boss, reminder, N_("deadline.overdue_supervisor"), {**common, "name": collector.name},
                         now=now)
@@ -140,7 +123,7 @@ async def run_due(database: Database, *, now: datetime, calendar: WorkCalendar, 
             rows = list(await session.scalars(query))
             case_ids = {r.case_id for r in rows if r.case_id is not None}
             cases = {c.id: c for c in await session.scalars(select(Case).where(Case.id.in_(case_ids)))}
-            assignees = await _assignees(session, case_ids)
+            assignees = await active_assignees(session, case_ids)
             for reminder in rows:
                 reminder.outcome = await _act(session, reminder, cases, assignees, now=now, calendar=calendar)
                 reminder.done_at = now
@@ -169,8 +152,8 @@ async def offer_extension(session: AsyncSession, request: ExtensionRequest, case
                  case_no=case.case_no, reason=request.reason, due=due, proposed=t.date(request.proposed_on))
         await outbox.enqueue(session, chat_id=boss.telegram_user_id, kind="extension.request", now=now, text=text,
                              priority=outbox.Priority.REVIEW,
-                             buttons=[[(t("extension.approve"), ExtensionApprove(request_id=request.id).pack()),
-                                       (t("extension.reject"), ExtensionReject(request_id=request.id).pack())]],
+                             buttons=[[(t("extension.approve"), f"ex:ok:{request.id}"),
+                                       (t("extension.reject"), f"ex:no:{request.id}")]],
                              dedupe_key=f"extension:{request.id}:{request.times_sent}:{boss.id}")
         sent += 1
     return sent

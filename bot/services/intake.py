@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.i18n import N_, Translator
 from bot.services import audit
+from bot.services.assignment import assign_in_session, notify_assignments
 from bot.services.calendar import WorkCalendar
 from bot.services.case_file import (
     CaseFileError,
@@ -252,8 +253,6 @@ async def _upsert_batch(
     now: datetime,
     calendar: WorkCalendar,
 ) -> tuple[int, int, int]:
-    from bot.services.assignment import assign_in_session, notify_assignments  # builds on intake's cases
-
     keys = [(row.bank, row.case_no) for row in batch]
     existing = {
         (case.bank, case.case_no): case

@@ -24,7 +24,6 @@ from decimal import Decimal, InvalidOperation
 __all__ = [
     "clean_text",
     "excel_date",
-    "mask_id_number",
     "normalize_mobile",
     "parse_amount",
     "parse_date",
@@ -244,7 +243,7 @@ def excel_date(value: object, *, today: date | None = None) -> date | None:
 
 
 # ---------------------------------------------------------------------------
-# Phones and ID numbers
+# Phones
 # ---------------------------------------------------------------------------
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -266,20 +265,3 @@ def normalize_mobile(text: str) -> str | None:
             s = s[len(prefix):]
             break
     return s if _MOBILE.fullmatch(s) else None
-
-
-def mask_id_number(text: str) -> str:
-    """Mask an identity document number so it can be stored and shown.
-
-    An 18-character mainland ID keeps its first 6 (region) and last 4
-    characters: ``11010119900101123x`` → ``110101********123X``. Any other
-    length keeps only the last 4 characters; 4 characters or fewer are masked
-    completely, so the full number is never returned. Whitespace is dropped
-    and letters are upper-cased. Masking is idempotent.
-    """
-    s = _WS_RUN.sub("", unicodedata.normalize("NFKC", text).translate(_INVISIBLE)).upper()
-    if len(s) == 18:
-        return s[:6] + "*" * 8 + s[-4:]
-    if len(s) <= 4:
-        return "*" * len(s)
-    return "*" * (len(s) - 4) + s[-4:]

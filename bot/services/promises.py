@@ -13,8 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
-from bot.services import audit, deadlines, outbox
+from bot.services import audit, outbox
 from bot.services.calendar import WorkCalendar
+from bot.services.masking import mask_name
+from bot.services.people import reviewers_of, t_for
 from bot.storage.models import Case, CaseStatus, Promise, PromiseStatus, Staff, Visit, VisitStatus
 
 PAYING_CODES = ("PAID", "PART")
@@ -31,8 +33,6 @@ async def paid_since(session: AsyncSession, case_id: int, since: datetime) -> in
 
 async def follow_up(session: AsyncSession, *, now: datetime, calendar: WorkCalendar, limit: int = BATCH) -> int:
     """Settle the open promises whose follow-up day has come; returns how many were settled."""
-    from bot.services.visits import mask_name, reviewers_of
-
     today = calendar.working_date(now)
     if not calendar.is_working_day(today) or calendar.local(now).time() < calendar.work_start:
         return 0  # follow-ups happen on working days, from the start of work
@@ -64,7 +64,7 @@ async def follow_up(session: AsyncSession, *, now: datetime, calendar: WorkCalen
         for person in people:
             if person.telegram_user_id is None or not person.active:
                 continue
-            t = deadlines.t_for(person)
+            t = t_for(person)
             await outbox.enqueue(session, chat_id=person.telegram_user_id, kind="promise.broken", now=now,
                                  protect_content=True, dedupe_key=f"promise:{promise.id}:{person.id}",
                                  text=t(N_("promise.broken_notice"), case_no=case.case_no,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -10,28 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
 from bot.services import audit
+from bot.services.cases import open_cases_of
 from bot.services.errors import DomainError, NotFound
 from bot.storage.models import Role, Staff
-
-
-@dataclass(frozen=True)
-class StaffView:
-    """What handlers know about the person behind an update (a snapshot, not a live row)."""
-
-    id: int
-    name: str
-    role: Role
-    team: str | None
-    locale: str | None
-    telegram_user_id: int | None
-    supervisor_id: int | None
-
-    @classmethod
-    def of(cls, staff: Staff) -> StaffView:
-        return cls(
-            id=staff.id, name=staff.name, role=Role(staff.role), team=staff.team, locale=staff.locale,
-            telegram_user_id=staff.telegram_user_id, supervisor_id=staff.supervisor_id,
-        )
 
 
 async def add_staff(
@@ -77,8 +57,6 @@ async def deactivate(session: AsyncSession, staff_id: int, *, now: datetime, act
     if staff is None:
         raise NotFound("staff.error.unknown", id=staff_id)
     if not allow_open_cases:
-        from bot.services.handover import open_cases_of
-
         open_cases = await open_cases_of(session, staff_id)
         if open_cases:
             raise DomainError(N_("staff.error.open_cases"), count=len(open_cases), id=staff_id)
