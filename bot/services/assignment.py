@@ -17,17 +17,16 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
-from bot.services import audit, deadlines, outbox
+from bot.services import audit, deadlines, outbox, policy
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import current_assignee
-from bot.services.errors import DomainError, Forbidden, NotFound
+from bot.services.errors import DomainError, NotFound
 from bot.services.people import running_for, t_for
 from bot.storage.models import Assignment, Case, CaseStatus, Role, Staff
 
 VISIT_WITHIN_WORKING_DAYS = 2  # SOP: a field visit within 2 working days of the handover
 ASSIGNABLE_ROLES = (Role.COLLECTOR.value, Role.PHONE_COLLECTOR.value)
-MANAGER_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 NOTICE_LIST_LIMIT = 10
 
 
@@ -39,23 +38,10 @@ class PlannedAssignment:
 
 
 def _visible_cases(actor: StaffView | None) -> list[object]:
-    """WHERE clauses limiting cases to what ``actor`` may assign (nothing extra for admins and the shell)."""
-    if actor is None or actor.role is Role.ADMIN:
-        return []
-    if actor.role is Role.SUPERVISOR:
-        return [or_(Case.team == actor.team, Case.team.is_(None))]
-    raise Forbidden()
-
-
-def _check_manager(actor: StaffView | None) -> None:
-    if actor is not None and actor.role not in MANAGER_ROLES:
-        raise Forbidden()
-
-
-def _may_assign(actor: StaffView | None, case: Case, collector: Staff) -> bool:
-    if actor is None or actor.role is Role.ADMIN:
-        return True
-    return actor.role is Role.SUPERVISOR and case.team in (actor.team, None) and collector.team == actor.team
+    """WHERE clauses limiting cases to those the policy lets ``actor`` assign: their team's, and those no
+    team holds yet (nothing extra for whoever reaches every team)."""
+    team = policy.team_filter(actor, policy.Action.CASE_ASSIGN)
+    return [] if team is None else [or_(Case.team == team, Case.team.is_(None))]
 
 
 async def assign_in_session(
@@ -142,7 +128,7 @@ async def assign_cases(
     calendar: WorkCalendar,
 ) -> list[Case]:
     """Assign ``case_ids`` to one collector after checking the actor may; returns the cases that moved."""
-    _check_manager(actor)
+    policy.require_role(actor, policy.Action.CASE_ASSIGN)
     collector = await session.get(Staff, to_staff_id)
     if collector is None or not collector.active or collector.role not in ASSIGNABLE_ROLES:
         raise DomainError("assign.error.bad_collector")
@@ -155,8 +141,7 @@ async def assign_cases(
             raise NotFound()
         if case.status == CaseStatus.CLOSED.value:
             raise DomainError("assign.error.closed", case_no=case.case_no)
-        if not _may_assign(actor, case, collector):
-            raise Forbidden(subject=("case", case.id))
+        await policy.require_assignment(session, actor, case.id, collector.id)
         before = await current_assignee(session, case.id)
         if await assign_in_session(session, case, collector, actor_id=actor.id if actor else None, reason=reason,
                                    now=now, calendar=calendar) is not None:
@@ -179,11 +164,20 @@ async def unassigned_cases(session: AsyncSession, actor: StaffView | None, *, of
 
 
 async def assignable_collectors(session: AsyncSession, actor: StaffView | None) -> list[Staff]:
-    _check_manager(actor)
+    """The collectors ``actor`` may give cases to (their own team's, for a supervisor)."""
+    team = policy.team_filter(actor, policy.Action.CASE_ASSIGN)
     query = select(Staff).where(Staff.active.is_(True), Staff.role.in_(ASSIGNABLE_ROLES)).order_by(Staff.name)
-    if actor is not None and actor.role is Role.SUPERVISOR:
-        query = query.where(Staff.team == actor.team)
+    if team is not None:
+        query = query.where(Staff.team == team)
     return list(await session.scalars(query))
+
+
+async def plan_for(session: AsyncSession, actor: StaffView | None, case_ids: Sequence[int],
+                   collector_id: int) -> list[PlannedAssignment]:
+    """A plan giving ``case_ids`` to one collector, once ``actor`` may give cases to that collector."""
+    policy.check(actor, policy.Action.CASE_ASSIGN,
+                 await policy.staff_subject(session, collector_id, policy.Action.CASE_ASSIGN))
+    return [PlannedAssignment(case_id, collector_id) for case_id in case_ids]
 
 
 async def plan_nearest(session: AsyncSession, actor: StaffView | None) -> tuple[list[PlannedAssignment], int]:
@@ -271,8 +265,8 @@ async def execute_plan(session: AsyncSession, plan: Sequence[PlannedAssignment],
 
 
 async def assignable_case(session: AsyncSession, actor: StaffView | None, case_id: int) -> Case | None:
-    """The case if it is still unassigned and ``actor`` may assign it, else None."""
+    """The case if it is still unassigned, else None; :class:`Forbidden` unless ``actor`` may assign it."""
+    await policy.require_assignment(session, actor, case_id)
     case: Case | None = await session.scalar(
-        select(Case).where(Case.id == case_id, Case.status == CaseStatus.NEW.value, *_visible_cases(actor))  # type: ignore[arg-type]
-    )
+        select(Case).where(Case.id == case_id, Case.status == CaseStatus.NEW.value))
     return case

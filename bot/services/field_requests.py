@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
-from bot.services import audit, outbox
+from bot.services import audit, outbox, policy
 from bot.services.actor import StaffView
-from bot.services.errors import DomainError, Forbidden, NotFound
+from bot.services.errors import DomainError
 from bot.services.people import t_for
 from bot.services.visit_summary import summary_text
-from bot.storage.models import Assignment, Case, Evidence, FieldRequest, Role, Staff, Visit
+from bot.storage.models import Case, Evidence, FieldRequest, Role, Staff, Visit
 
 
 async def open_request(session: AsyncSession, case_id: int, field_collector_id: int) -> FieldRequest | None:
@@ -34,22 +34,34 @@ async def requested_case_ids(session: AsyncSession, field_collector_id: int) -> 
         FieldRequest.field_collector_id == field_collector_id, FieldRequest.done_at.is_(None))))
 
 
-async def create(session: AsyncSession, actor: StaffView, case_id: int, field_collector_id: int, note: str, *,
-                 now: datetime) -> FieldRequest:
+async def _case(session: AsyncSession, actor: StaffView, case_id: int) -> tuple[Case, str | None]:
+    """The case ``actor`` may send to the field (CASE_TO_FIELD), and the team whose collectors may visit it."""
+    await policy.require(session, actor, policy.Action.CASE_TO_FIELD, case_id)
     case = await session.get(Case, case_id)
-    if case is None:
-        raise NotFound()
-    current = await session.scalar(select(Assignment.staff_id).where(Assignment.case_id == case_id,
-                                                                     Assignment.ended_at.is_(None)))
-    allowed = (actor.role is Role.PHONE_COLLECTOR and current == actor.id) or (
-        actor.role is Role.SUPERVISOR and case.team == actor.team) or actor.role is Role.ADMIN
-    if not allowed:
-        raise Forbidden(subject=("case", case_id))
-    collector = await session.get(Staff, field_collector_id)
+    assert case is not None
     requester = await session.get(Staff, actor.id)
-    team = case.team or (requester.team if requester else None)
+    return case, case.team or (requester.team if requester else None)
+
+
+async def field_collectors(session: AsyncSession, actor: StaffView, case_id: int) -> list[Staff]:
+    """The field collectors ``actor`` may send this case to (its team's)."""
+    _, team = await _case(session, actor, case_id)
+    return list(await session.scalars(select(Staff).where(
+        Staff.active.is_(True), Staff.role == Role.COLLECTOR.value, Staff.team == team).order_by(Staff.name)))
+
+
+async def prepare(session: AsyncSession, actor: StaffView, case_id: int, field_collector_id: int) -> tuple[Case, Staff]:
+    """Check that ``actor`` may send this case to this field collector; the case and the collector."""
+    case, team = await _case(session, actor, case_id)
+    collector = await session.get(Staff, field_collector_id)
     if collector is None or not collector.active or collector.role != Role.COLLECTOR.value or collector.team != team:
         raise DomainError(N_("tofield.error.not_field"))
+    return case, collector
+
+
+async def create(session: AsyncSession, actor: StaffView, case_id: int, field_collector_id: int, note: str, *,
+                 now: datetime) -> FieldRequest:
+    case, collector = await prepare(session, actor, case_id, field_collector_id)
     if await open_request(session, case_id, field_collector_id) is not None:
         raise DomainError(N_("tofield.error.pending"))
     request = FieldRequest(case_id=case_id, requested_by_id=actor.id, field_collector_id=field_collector_id,

@@ -17,14 +17,16 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.buttons import Decision, HandoverChecklist, HandoverDecide, HandoverReceive, HandoverReview
 from bot.i18n import N_
-from bot.services import audit, deadlines, outbox
+from bot.services import audit, deadlines, outbox, policy
 from bot.services.actor import StaffView
 from bot.services.assignment import assign_in_session
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import CLOSED_STATUSES, open_cases_of
-from bot.services.errors import DomainError, Forbidden, NotFound
-from bot.services.people import RUNNING, leads_of, t_for
+from bot.services.errors import DomainError, NotFound
+from bot.services.people import RUNNING, t_for
+from bot.services.policy import Action
 from bot.services.staff import deactivate
 from bot.storage.models import (
     Assignment,
@@ -70,10 +72,35 @@ async def _case_facts(session: AsyncSession, case: Case, departing_id: int) -> d
     }
 
 
-def _may_run(actor: StaffView | None, departing: Staff) -> bool:
-    if actor is None or actor.role is Role.ADMIN:
-        return True
-    return actor.role is Role.SUPERVISOR and actor.team == departing.team
+async def _leads(session: AsyncSession, team: str | None) -> list[Staff]:
+    """The team lead(s) who confirm a handover of ``team`` (its supervisors when it has none): the people
+    the policy names for HANDOVER_LEAD."""
+    ids = await policy.handover_leads(session, team)
+    return list(await session.scalars(select(Staff).where(Staff.id.in_(ids)).order_by(Staff.id)))
+
+
+async def check_person(session: AsyncSession, actor: StaffView | None, staff_id: int) -> None:
+    """Refuse unless ``actor`` may run a handover involving ``staff_id`` (leaving, or taking cases over)."""
+    policy.check(actor, Action.HANDOVER_RUN, await policy.staff_subject(session, staff_id, Action.HANDOVER_RUN))
+
+
+async def departing_choices(session: AsyncSession, actor: StaffView | None) -> list[Staff]:
+    """The collectors whose handover ``actor`` may start (their own team's, for a supervisor)."""
+    team = policy.team_filter(actor, Action.HANDOVER_RUN)
+    query = select(Staff).where(Staff.active.is_(True), Staff.role.in_(FIELD_ROLES))
+    if team is not None:
+        query = query.where(Staff.team == team)
+    return list(await session.scalars(query.order_by(Staff.name)))
+
+
+async def successor_candidates(session: AsyncSession, actor: StaffView | None, from_id: int) -> list[Staff]:
+    """Who may take ``from_id``'s cases over (their teammates), once ``actor`` may run that handover."""
+    await check_person(session, actor, from_id)
+    departing = await session.get(Staff, from_id)
+    assert departing is not None
+    return list(await session.scalars(select(Staff).where(
+        Staff.active.is_(True), Staff.role.in_(FIELD_ROLES), Staff.id != from_id,
+        Staff.team == departing.team).order_by(Staff.name)))
 
 
 async def _notify(session: AsyncSession, people: Sequence[Staff], key: str, *, now: datetime, kind: str,
@@ -93,8 +120,7 @@ async def start(session: AsyncSession, *, actor: StaffView | None, from_id: int,
     departing = await session.get(Staff, from_id)
     if departing is None or not departing.active or departing.role not in FIELD_ROLES:
         raise DomainError(N_("handover.error.not_collector"))
-    if not _may_run(actor, departing):
-        raise Forbidden(subject=("staff", from_id))
+    await check_person(session, actor, from_id)
     if await session.scalar(select(Handover.id).where(Handover.from_staff_id == from_id,
                                                       Handover.status.in_(RUNNING))):
         raise DomainError(N_("handover.error.running"))
@@ -124,8 +150,17 @@ async def start(session: AsyncSession, *, actor: StaffView | None, from_id: int,
                                 "last_day": last_day.isoformat() if last_day else None,
                                 "open_incidents": incidents})
     await _notify(session, [departing], N_("handover.to_departing"), now=now, kind="handover.list",
-                  count=len(cases), id=handover.id, buttons=[[(N_("handover.open_list"), "ho:list")]])
+                  count=len(cases), id=handover.id,
+                  buttons=[[(N_("handover.open_list"), HandoverChecklist().pack())]])
     return handover
+
+
+async def collecting_for(session: AsyncSession, departing: StaffView) -> tuple[Handover | None, list[HandoverItem]]:
+    """The handover waiting for ``departing``'s checklist answers (their own), with its items."""
+    policy.require_role(departing, Action.HANDOVER_DEPART)
+    running = await session.scalar(select(Handover).where(Handover.from_staff_id == departing.id,
+                                                          Handover.status == HandoverStatus.COLLECTING.value))
+    return running, await items(session, running.id) if running is not None else []
 
 
 async def items(session: AsyncSession, handover_id: int) -> list[HandoverItem]:
@@ -146,14 +181,8 @@ async def _handover(session: AsyncSession, handover_id: int, *, status: str | No
 async def departing_mark(session: AsyncSession, departing: StaffView, item_id: int, *, note: str | None,
                          now: datetime) -> tuple[HandoverItem, bool]:
     """The departing collector marks an item done (or notes what is pending); True once all are answered."""
-    item = await session.get(HandoverItem, item_id)
-    if item is None:
-        raise NotFound()
-    handover = await _handover(session, item.handover_id)
-    if handover.from_staff_id != departing.id:
-        raise Forbidden(subject=("handover", handover.id))
-    if handover.status != HandoverStatus.COLLECTING.value:
-        raise DomainError(N_("handover.error.wrong_step"))
+    item = await item_to_answer(session, departing, item_id)
+    handover = await _handover(session, item.handover_id, status=HandoverStatus.COLLECTING.value)
     item.departing_status = "noted" if note else "done"
     item.departing_note = note
     await audit.record(session, action="handover.item_confirmed", object_type="handover", object_id=handover.id,
@@ -166,31 +195,48 @@ async def departing_mark(session: AsyncSession, departing: StaffView, item_id: i
     assert person is not None
     await audit.record(session, action="handover.departing_confirmed", object_type="handover",
                        object_id=handover.id, actor_id=departing.id, at=now)
-    await _notify(session, await leads_of(session, person.team), N_("handover.to_lead"), now=now,
+    await _notify(session, await _leads(session, person.team), N_("handover.to_lead"), now=now,
                   kind="handover.review", name=person.name, id=handover.id,
-                  buttons=[[(N_("handover.open_review"), f"ho:rev:{handover.id}")]])
+                  buttons=[[(N_("handover.open_review"), HandoverReview(handover.id).pack())]])
     return item, True
 
 
-async def _check_lead(session: AsyncSession, actor: StaffView, handover: Handover) -> Staff:
+async def item_to_answer(session: AsyncSession, departing: StaffView, item_id: int) -> HandoverItem:
+    """One item of the departing collector's own checklist (refused for anyone else's)."""
+    await policy.require(session, departing, Action.HANDOVER_DEPART, item_id)
+    item = await session.get(HandoverItem, item_id)
+    assert item is not None
+    return item
+
+
+async def _departing(session: AsyncSession, handover: Handover) -> Staff:
     departing = await session.get(Staff, handover.from_staff_id)
     assert departing is not None
-    if actor.role is Role.ADMIN or actor.id in {p.id for p in await leads_of(session, departing.team)}:
-        return departing
-    raise Forbidden(subject=("handover", handover.id))
+    return departing
+
+
+async def _lead_item(session: AsyncSession, lead: StaffView, item_id: int) -> HandoverItem:
+    """An item of a handover ``lead`` reviews (the departing collector's own team lead, or an admin)."""
+    policy.check(lead, Action.HANDOVER_LEAD, await policy.handover_item_subject(session, item_id, Action.HANDOVER_LEAD))
+    item = await session.get(HandoverItem, item_id)
+    assert item is not None
+    return item
+
+
+async def check_lead(session: AsyncSession, lead: StaffView, handover_id: int) -> None:
+    """Refuse unless ``lead`` reviews this handover (the departing collector's own team lead, or an admin)."""
+    await policy.require(session, lead, Action.HANDOVER_LEAD, handover_id)
 
 
 async def review_items(session: AsyncSession, lead: StaffView, handover_id: int) -> list[HandoverItem]:
     """The list as the team lead sees it (only the departing collector's own lead, or an admin)."""
-    await _check_lead(session, lead, await _handover(session, handover_id))
+    await check_lead(session, lead, handover_id)
     return await items(session, handover_id)
 
 
 async def successor_choices(session: AsyncSession, lead: StaffView, item_id: int) -> list[Staff]:
-    item = await session.get(HandoverItem, item_id)
-    if item is None:
-        raise NotFound()
-    departing = await _check_lead(session, lead, await _handover(session, item.handover_id))
+    item = await _lead_item(session, lead, item_id)
+    departing = await _departing(session, await _handover(session, item.handover_id))
     return list(await session.scalars(select(Staff).where(
         Staff.active.is_(True), Staff.role.in_(FIELD_ROLES), Staff.team == departing.team,
         Staff.id != departing.id).order_by(Staff.name)))
@@ -198,11 +244,9 @@ async def successor_choices(session: AsyncSession, lead: StaffView, item_id: int
 
 async def reassign_item(session: AsyncSession, lead: StaffView, item_id: int, successor_id: int, *,
                         now: datetime) -> HandoverItem:
-    item = await session.get(HandoverItem, item_id)
-    if item is None:
-        raise NotFound()
+    item = await _lead_item(session, lead, item_id)
     handover = await _handover(session, item.handover_id, status=HandoverStatus.LEAD_REVIEW.value)
-    departing = await _check_lead(session, lead, handover)
+    departing = await _departing(session, handover)
     successor = await session.get(Staff, successor_id)
     if (successor is None or not successor.active or successor.role not in FIELD_ROLES
             or successor.id == departing.id or successor.team != departing.team):
@@ -215,8 +259,9 @@ async def reassign_item(session: AsyncSession, lead: StaffView, item_id: int, su
 
 
 async def flag(session: AsyncSession, lead: StaffView, handover_id: int, note: str, *, now: datetime) -> HandoverIssue:
+    await check_lead(session, lead, handover_id)
     handover = await _handover(session, handover_id, status=HandoverStatus.LEAD_REVIEW.value)
-    departing = await _check_lead(session, lead, handover)
+    departing = await _departing(session, handover)
     issue = HandoverIssue(handover_id=handover_id, raised_by_id=lead.id, note=note.strip()[:1000], raised_at=now)
     session.add(issue)
     await session.flush()
@@ -226,21 +271,18 @@ async def flag(session: AsyncSession, lead: StaffView, handover_id: int, note: s
                                                             Staff.team == departing.team, Staff.active.is_(True))))
     await _notify(session, bosses, N_("handover.issue_to_supervisor"), now=now, kind="handover.issue",
                   name=lead.name, departing=departing.name, note=issue.note, id=handover_id,
-                  buttons=[[(N_("handover.decide_continue"), f"ho:dec:{issue.id}:go"),
-                            (N_("handover.decide_cancel"), f"ho:dec:{issue.id}:cancel")]])
+                  buttons=[[(N_("handover.decide_continue"), HandoverDecide(issue.id, Decision.GO).pack()),
+                            (N_("handover.decide_cancel"), HandoverDecide(issue.id, Decision.CANCEL).pack())]])
     return issue
 
 
 async def decide(session: AsyncSession, supervisor: StaffView, issue_id: int, *, go: bool, now: datetime,
                  calendar: WorkCalendar) -> HandoverIssue:
+    await policy.require(session, supervisor, Action.HANDOVER_DECIDE, issue_id)
     issue = await session.get(HandoverIssue, issue_id)
-    if issue is None:
-        raise NotFound()
+    assert issue is not None
     handover = await _handover(session, issue.handover_id)
-    departing = await session.get(Staff, handover.from_staff_id)
-    assert departing is not None
-    if not _may_run(supervisor, departing) or supervisor.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise Forbidden(subject=("handover", handover.id))
+    departing = await _departing(session, handover)
     if issue.decided_at is not None:
         raise DomainError(N_("handover.error.decided"))
     issue.decided_by_id, issue.decided_at, issue.decision = supervisor.id, now, "continue" if go else "cancel"
@@ -249,14 +291,15 @@ async def decide(session: AsyncSession, supervisor: StaffView, issue_id: int, *,
     if not go:
         await cancel(session, supervisor, handover.id, now=now, calendar=calendar)
     else:
-        await _notify(session, await leads_of(session, departing.team), N_("handover.issue_cleared"), now=now,
+        await _notify(session, await _leads(session, departing.team), N_("handover.issue_cleared"), now=now,
                       kind="handover.issue", id=handover.id)
     return issue
 
 
 async def lead_confirm(session: AsyncSession, lead: StaffView, handover_id: int, *, now: datetime) -> Handover:
+    await check_lead(session, lead, handover_id)
     handover = await _handover(session, handover_id, status=HandoverStatus.LEAD_REVIEW.value)
-    departing = await _check_lead(session, lead, handover)
+    departing = await _departing(session, handover)
     if await session.scalar(select(HandoverIssue.id).where(HandoverIssue.handover_id == handover_id,
                                                            HandoverIssue.decided_at.is_(None))):
         raise DomainError(N_("handover.error.open_issue"))
@@ -272,17 +315,16 @@ async def lead_confirm(session: AsyncSession, lead: StaffView, handover_id: int,
         if successor is not None:
             await _notify(session, [successor], N_("handover.to_successor"), now=now, kind="handover.receive",
                           name=departing.name, count=count, id=handover_id,
-                          buttons=[[(N_("handover.receive"), f"ho:rcv:{handover_id}")]])
+                          buttons=[[(N_("handover.receive"), HandoverReceive(handover_id).pack())]])
     return handover
 
 
 async def receive(session: AsyncSession, successor: StaffView, handover_id: int, *, now: datetime,
                   calendar: WorkCalendar) -> tuple[list[Case], bool]:
     """The successor acknowledges: their cases move to them now, each with a new visit window."""
+    await policy.require(session, successor, Action.HANDOVER_RECEIVE, handover_id)
     handover = await _handover(session, handover_id, status=HandoverStatus.RECEIVING.value)
     mine = [i for i in await items(session, handover_id) if i.successor_id == successor.id]
-    if not mine:
-        raise Forbidden(subject=("handover", handover_id))
     person = await session.get(Staff, successor.id)
     assert person is not None
     moved = []
@@ -314,7 +356,7 @@ async def _complete(session: AsyncSession, handover: Handover, *, now: datetime)
     await deactivate(session, departing.id, now=now, actor_id=None, allow_open_cases=False)
     await audit.record(session, action="handover.completed", object_type="handover", object_id=handover.id,
                        at=now, details={"deactivated": departing.id})
-    people = await leads_of(session, departing.team)
+    people = await _leads(session, departing.team)
     starter = await session.get(Staff, handover.started_by_id) if handover.started_by_id else None
     if starter is not None and starter.id not in {p.id for p in people}:
         people.append(starter)
@@ -325,13 +367,11 @@ async def _complete(session: AsyncSession, handover: Handover, *, now: datetime)
 async def cancel(session: AsyncSession, actor: StaffView | None, handover_id: int, *, now: datetime,
                  calendar: WorkCalendar) -> Handover:
     """Stop the handover; cases already received go back to the departing collector as they were."""
+    await policy.require(session, actor, Action.HANDOVER_RUN, handover_id)
     handover = await _handover(session, handover_id)
     if handover.status not in RUNNING:
         raise DomainError(N_("handover.error.wrong_step"))
-    departing = await session.get(Staff, handover.from_staff_id)
-    assert departing is not None
-    if not _may_run(actor, departing):
-        raise Forbidden(subject=("handover", handover_id))
+    departing = await _departing(session, handover)
     for item in await items(session, handover_id):
         if item.received_at is None:
             continue
@@ -347,7 +387,7 @@ async def cancel(session: AsyncSession, actor: StaffView | None, handover_id: in
     handover.status, handover.cancelled_at, handover.next_reminder_at = HandoverStatus.CANCELLED.value, now, None
     await audit.record(session, action="handover.cancelled", object_type="handover", object_id=handover_id,
                        actor_id=actor.id if actor else None, at=now)
-    await _notify(session, [departing, *await leads_of(session, departing.team)], N_("handover.cancelled"), now=now,
+    await _notify(session, [departing, *await _leads(session, departing.team)], N_("handover.cancelled"), now=now,
                   kind="handover.cancelled", id=handover_id)
     return handover
 
@@ -366,7 +406,8 @@ async def remind_due(session: AsyncSession, *, now: datetime, calendar: WorkCale
         pending = sum(i.departing_status == "pending" for i in await items(session, handover.id))
         if departing is not None:
             await _notify(session, [departing], N_("handover.reminder"), now=now, kind="handover.reminder",
-                          id=handover.id, count=pending, buttons=[[(N_("handover.open_list"), "ho:list")]])
+                          id=handover.id, count=pending,
+                          buttons=[[(N_("handover.open_list"), HandoverChecklist().pack())]])
     return len(due)
 
 
