@@ -7,14 +7,16 @@ import logging
 from telegram import BotCommandScopeChat, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.buttons import Language
 from bot.context import FieldbotContext
-from bot.handlers.common import say
+from bot.handlers.common import pressed, say, serves
 from bot.i18n import N_, SUPPORTED_LOCALES, all_translations, translator
 from bot.keyboards import ROLE_LABELS, commands_for, language_picker, main_keyboard
 from bot.services import flows, invites
 from bot.services import staff as staff_service
 from bot.services.actor import StaffView
 from bot.services.invites import RedeemOutcome
+from bot.services.policy import Action
 from bot.storage.models import Role
 
 log = logging.getLogger(__name__)
@@ -74,18 +76,20 @@ async def help_command(update: Update, context: FieldbotContext) -> None:
         await context.bot.send_message(update.effective_chat.id, "\n".join(lines))
 
 
+@serves(Action.PROFILE_OWN)
 async def choose_language(update: Update, context: FieldbotContext) -> None:
     if update.effective_chat is not None:
         await context.bot.send_message(update.effective_chat.id, context.t("lang.choose"),
                                        reply_markup=language_picker(context.t.locale))
 
 
+@serves(Action.PROFILE_OWN)
 async def language_chosen(update: Update, context: FieldbotContext) -> None:
     query = update.callback_query
     staff = context.staff
     if query is None or staff is None:
         return
-    locale = (query.data or "").removeprefix("lang:")
+    locale = pressed(update, Language).locale
     if locale not in SUPPORTED_LOCALES:
         log.warning("bad language button %r from staff %s", query.data, staff.id)
         await query.answer(context.t("error.stale_button"), show_alert=True)
@@ -118,5 +122,5 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
         MessageHandler(filters.Text(all_translations("menu.help")), help_command),
         CommandHandler("lang", choose_language),
         MessageHandler(filters.Text(all_translations("menu.language")), choose_language),
-        CallbackQueryHandler(language_chosen, pattern=r"^lang:"),
+        CallbackQueryHandler(language_chosen, pattern=Language.pattern()),
     ]

@@ -8,18 +8,19 @@ from datetime import timedelta
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.buttons import CaseCard, CasePhone, CheckIn, ExtensionAsk, RoutePicture, VisitListPage
 from bot.context import FieldbotContext
-from bot.handlers.common import refuse, require_role, show
+from bot.handlers.common import pressed, refuse, serves, show
 from bot.i18n import all_translations
 from bot.services import masking, visits
 from bot.services.errors import DomainError
+from bot.services.policy import Action
 from bot.services.route import plan_route, render_route_png
-from bot.storage.models import Role, Staff
+from bot.storage.models import Staff
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 8
-COLLECTORS = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
 LOCATION_FRESH_FOR = timedelta(hours=12)
 
 
@@ -41,14 +42,11 @@ async def _origin(context: FieldbotContext) -> tuple[float, float] | None:
     return me.last_lat, me.last_lon
 
 
-@require_role(*COLLECTORS)
+@serves(Action.CASE_WORK)
 async def show_list(update: Update, context: FieldbotContext) -> None:
     assert context.staff is not None
     t, runtime = context.t, context.runtime
-    offset = 0
-    query = update.callback_query
-    if query is not None and query.data and query.data.startswith("v:list:"):
-        offset = max(0, int(query.data.split(":")[2]))
+    offset = pressed(update, VisitListPage).offset if update.callback_query is not None else 0
     origin = await _origin(context)
     async with runtime.db.read() as session:
         items = await visits.visit_list(session, context.staff, now=runtime.clock.now(), calendar=runtime.calendar,
@@ -68,25 +66,24 @@ async def show_list(update: Update, context: FieldbotContext) -> None:
         lines.append(t("visits.line", n=n, mark=mark, case_no=case.case_no, debtor=masking.mask_name(case.debtor_name),
                        amount=t.money(case.amount_due), due=due, distance=distance) + draft)
         buttons.append([InlineKeyboardButton(f"{mark} {case.case_no} {masking.mask_name(case.debtor_name)}",
-                                             callback_data=f"v:card:{case.id}")])
+                                             callback_data=CaseCard(case_id=case.id).pack())])
     nav = []
     if offset > 0:
-        nav.append(InlineKeyboardButton("◀", callback_data=f"v:list:{max(0, offset - PAGE_SIZE)}"))
+        nav.append(InlineKeyboardButton("◀", callback_data=VisitListPage(offset=max(0, offset - PAGE_SIZE)).pack()))
     if offset + PAGE_SIZE < len(items):
-        nav.append(InlineKeyboardButton("▶", callback_data=f"v:list:{offset + PAGE_SIZE}"))
+        nav.append(InlineKeyboardButton("▶", callback_data=VisitListPage(offset=offset + PAGE_SIZE).pack()))
     if nav:
         buttons.append(nav)
-    buttons.append([InlineKeyboardButton(t("visits.route"), callback_data="v:route")])
+    buttons.append([InlineKeyboardButton(t("visits.route"), callback_data=RoutePicture().pack())])
     if origin is None:
         lines.append(t("visits.share_location_hint"))
     await _send(update, context, "\n".join(lines), buttons)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.CASE_WORK)
 async def show_card(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
-    case_id = int(query.data.split(":")[2])
+    assert context.staff is not None
+    case_id = pressed(update, CaseCard).case_id
     t, runtime = context.t, context.runtime
     try:
         async with runtime.db.read() as session:
@@ -116,24 +113,23 @@ async def show_card(update: Update, context: FieldbotContext) -> None:
         lines.append(t("card.promise", amount=t.money(p.amount_fen / 100), date=t.date(p.due_on),
                        status=t(f"promise.{p.status}")))
     start_label = t("card.continue") if card.draft else t("card.checkin")
-    buttons = [[InlineKeyboardButton(start_label, callback_data=f"v:in:{case.id}")]]
+    buttons = [[InlineKeyboardButton(start_label, callback_data=CheckIn(case_id=case.id).pack())]]
     if case.visit_due_at is not None and case.visit_done_at is None:
-        buttons.append([InlineKeyboardButton(t("card.extension"), callback_data=f"v:ext:{case.id}")])
+        buttons.append([InlineKeyboardButton(t("card.extension"), callback_data=ExtensionAsk(case_id=case.id).pack())])
     buttons += [
-        [InlineKeyboardButton(t("card.phone"), callback_data=f"v:ph:{case.id}")],
-        [InlineKeyboardButton(t("card.back"), callback_data="v:list:0")],
+        [InlineKeyboardButton(t("card.phone"), callback_data=CasePhone(case_id=case.id).pack())],
+        [InlineKeyboardButton(t("card.back"), callback_data=VisitListPage(offset=0).pack())],
     ]
     await _send(update, context, "\n".join(lines), buttons)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.CASE_WORK)
 async def show_phone(update: Update, context: FieldbotContext) -> None:
-    query = update.callback_query
-    assert query is not None and query.data is not None and context.staff is not None
+    assert context.staff is not None
     runtime, t = context.runtime, context.t
     try:
         async with runtime.db.write() as session:
-            case = await visits.reveal_phone(session, context.staff, int(query.data.split(":")[2]),
+            case = await visits.reveal_phone(session, context.staff, pressed(update, CasePhone).case_id,
                                              now=runtime.clock.now())
     except DomainError as error:
         await refuse(update, context, error, what="case.phone")
@@ -146,7 +142,7 @@ async def show_phone(update: Update, context: FieldbotContext) -> None:
     await _send(update, context, text, edit=False)
 
 
-@require_role(*COLLECTORS)
+@serves(Action.CASE_WORK)
 async def show_route(update: Update, context: FieldbotContext) -> None:
     assert context.staff is not None
     runtime, t = context.runtime, context.t
@@ -181,8 +177,8 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
     return [
         CommandHandler("visits", show_list),
         MessageHandler(filters.Text(all_translations("menu.visits")), show_list),
-        CallbackQueryHandler(show_list, pattern=r"^v:list:\d{1,9}$"),
-        CallbackQueryHandler(show_card, pattern=r"^v:card:\d{1,9}$"),
-        CallbackQueryHandler(show_phone, pattern=r"^v:ph:\d{1,9}$"),
-        CallbackQueryHandler(show_route, pattern=r"^v:route$"),
+        CallbackQueryHandler(show_list, pattern=VisitListPage.pattern()),
+        CallbackQueryHandler(show_card, pattern=CaseCard.pattern()),
+        CallbackQueryHandler(show_phone, pattern=CasePhone.pattern()),
+        CallbackQueryHandler(show_route, pattern=RoutePicture.pattern()),
     ]

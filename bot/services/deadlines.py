@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.buttons import ExtensionApprove, ExtensionAsk, ExtensionReject
 from bot.i18n import N_
 from bot.services import audit, outbox
 from bot.services.calendar import WorkCalendar
@@ -102,7 +103,7 @@ async def _act(session: AsyncSession, reminder: Reminder, cases: dict[int, Case]
     else:
         case.visit_overdue_at = due  # when it became overdue, even if the sweep saw it later
         sent = await _tell(session, collector, reminder, N_("deadline.overdue_collector"), common, now=now,
-                           button=(N_("card.extension"), f"v:ext:{case.id}"))
+                           button=(N_("card.extension"), ExtensionAsk(case_id=case.id).pack()))
         for boss in await reviewers_of(session, collector.id):
             await _tell(session, boss, reminder, N_("deadline.overdue_supervisor"), {**common, "name": collector.name},
                         now=now)
@@ -152,8 +153,8 @@ async def offer_extension(session: AsyncSession, request: ExtensionRequest, case
                  case_no=case.case_no, reason=request.reason, due=due, proposed=t.date(request.proposed_on))
         await outbox.enqueue(session, chat_id=boss.telegram_user_id, kind="extension.request", now=now, text=text,
                              priority=outbox.Priority.REVIEW,
-                             buttons=[[(t("extension.approve"), f"ex:ok:{request.id}"),
-                                       (t("extension.reject"), f"ex:no:{request.id}")]],
+                             buttons=[[(t("extension.approve"), ExtensionApprove(request_id=request.id).pack()),
+                                       (t("extension.reject"), ExtensionReject(request_id=request.id).pack())]],
                              dedupe_key=f"extension:{request.id}:{request.times_sent}:{boss.id}")
         sent += 1
     return sent

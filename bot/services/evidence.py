@@ -8,9 +8,10 @@ API server, instead of vanishing.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -25,6 +26,8 @@ from bot.services.visits import own_open_visit
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.models import Evidence
+
+log = logging.getLogger(__name__)
 
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
@@ -44,6 +47,31 @@ class Incoming:
     mime_type: str | None
     sent_at: datetime
     forwarded: bool
+
+
+@dataclass(frozen=True)
+class ForReview:
+    """A visit's evidence as the reviewer gets it: the files read from the media store, and the rest."""
+
+    readable: list[tuple[Evidence, bytes]] = field(default_factory=list)
+    not_downloaded: list[Evidence] = field(default_factory=list)  # too big for the Bot API: never stored
+    lost: list[Evidence] = field(default_factory=list)  # stored once, but gone from the media folder now
+
+
+def for_review(media: MediaStore, files: Sequence[Evidence]) -> ForReview:
+    """Read each stored file; one that can no longer be read is listed as lost instead of stopping the rest."""
+    result = ForReview()
+    for item in files:
+        if item.status != Stored.STORED.value or not item.path:
+            result.not_downloaded.append(item)
+            continue
+        try:
+            result.readable.append((item, media.read(item.path)))
+        except OSError as exc:
+            log.error("evidence %s of visit %s is missing from the media store (%s): %s", item.id, item.visit_id,
+                      item.path, exc)
+            result.lost.append(item)
+    return result
 
 
 def _suffix(kind: str, mime_type: str | None) -> str:

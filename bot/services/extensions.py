@@ -12,14 +12,35 @@ from datetime import date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
-from bot.services import audit, deadlines, outbox
+from bot.services import audit, deadlines, flows, outbox, policy
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import current_assignee_id
-from bot.services.errors import DomainError, Forbidden, NotFound
+from bot.services.errors import DomainError
 from bot.services.people import t_for
-from bot.services.visits import own_case
-from bot.storage.models import Case, ExtensionRequest, ExtensionStatus, Role, Staff
+from bot.steps import ExtensionStep
+from bot.storage.models import Case, ExtensionRequest, ExtensionStatus, Staff
+
+
+async def _askable_case(session: AsyncSession, collector: StaffView, case_id: int) -> Case:
+    """The collector's own case, if its visit is still to come and no request for it is waiting."""
+    await policy.require(session, collector, policy.Action.EXTENSION_ASK, case_id)
+    case = await session.get(Case, case_id)
+    assert case is not None  # the policy found it
+    if case.visit_done_at is not None:
+        raise DomainError(N_("extension.error.visit_done"))
+    if await deadlines.pending_extension(session, case_id) is not None:
+        raise DomainError(N_("extension.error.pending"))
+    return case
+
+
+async def begin(session: AsyncSession, collector: StaffView, case_id: int, *, now: datetime) -> Case:
+    """The collector pressed "more time" on a case: the request's first question (the reason) is next."""
+    case = await _askable_case(session, collector, case_id)
+    if case.visit_due_at is None:
+        raise DomainError(N_("extension.error.visit_done"))  # no visit waiting: nothing to extend
+    await flows.enter(session, collector.id, ExtensionStep.REASON, {"case_id": case_id}, now=now)
+    return case
 
 
 def check_date(case: Case, proposed: date, *, calendar: WorkCalendar, max_days: int) -> date:
@@ -40,11 +61,7 @@ def check_date(case: Case, proposed: date, *, calendar: WorkCalendar, max_days: 
 async def request_extension(session: AsyncSession, collector: StaffView, case_id: int, *, reason: str,
                             proposed_on: date, now: datetime, calendar: WorkCalendar,
                             max_days: int) -> ExtensionRequest:
-    case = await own_case(session, collector, case_id)
-    if case.visit_done_at is not None:
-        raise DomainError(N_("extension.error.visit_done"))
-    if await deadlines.pending_extension(session, case_id) is not None:
-        raise DomainError(N_("extension.error.pending"))
+    case = await _askable_case(session, collector, case_id)
     check_date(case, proposed_on, calendar=calendar, max_days=max_days)
     request = ExtensionRequest(case_id=case_id, collector_id=collector.id, reason=reason.strip()[:500],
                                proposed_on=proposed_on, old_due_at=case.visit_due_at,
@@ -64,15 +81,12 @@ async def request_extension(session: AsyncSession, collector: StaffView, case_id
 
 async def decide(session: AsyncSession, reviewer: StaffView, request_id: int, *, approve: bool, now: datetime,
                  calendar: WorkCalendar) -> ExtensionRequest:
+    await policy.require(session, reviewer, policy.Action.EXTENSION_DECIDE, request_id)
     request = await session.get(ExtensionRequest, request_id)
-    if request is None:
-        raise NotFound()
+    assert request is not None  # the policy found it
     collector = await session.get(Staff, request.collector_id)
     case = await session.get(Case, request.case_id)
     assert collector is not None and case is not None
-    allowed = reviewer.role is Role.ADMIN or (reviewer.role is Role.SUPERVISOR and collector.team == reviewer.team)
-    if not allowed:
-        raise Forbidden(subject=("extension", request_id))
     if request.status != ExtensionStatus.PENDING.value:
         raise DomainError(N_("extension.error.decided"))
     if request.old_due_at != case.visit_due_at or request.collector_id != await current_assignee_id(session, case.id):

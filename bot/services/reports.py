@@ -20,8 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_, Translator
-from bot.services import dispositions, outbox
+from bot.services import dispositions, outbox, policy
+from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
+from bot.services.errors import Forbidden
 from bot.services.incidents import Figures, response_figures
 from bot.services.people import t_for
 from bot.storage.media import MediaStore
@@ -158,6 +160,34 @@ async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar
     if period.kind == MONTHLY and staff_ids is None:
         alarms = await response_figures(session, start, end, team=team)
     return Report(period, team, list(stats.values()), details, alarms)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures a person's /report shows: their own, one team's, or (team None) every team's."""
+
+    personal: bool
+    team: str | None
+
+
+def scope_for(viewer: StaffView) -> Scope:
+    """The widest report the policy lets ``viewer`` see (``REPORT_VIEW``: ANY, else TEAM, else SELF)."""
+    reach = policy.RULES[policy.Action.REPORT_VIEW].get(viewer.role, frozenset())
+    if policy.Reach.ANY in reach:
+        return Scope(personal=False, team=None)
+    if policy.Reach.TEAM in reach and viewer.team is not None:
+        return Scope(personal=False, team=viewer.team)
+    if policy.Reach.SELF in reach:
+        return Scope(personal=True, team=viewer.team)
+    raise Forbidden(subject=("staff", viewer.id))
+
+
+async def build_for(session: AsyncSession, viewer: StaffView, period: Period, *,
+                    calendar: WorkCalendar) -> tuple[Report, Scope]:
+    """The report ``viewer`` asked for with /report, as far as the policy lets them see."""
+    scope = scope_for(viewer)
+    staff_ids = [viewer.id] if scope.personal else None
+    return await build(session, period, calendar=calendar, team=scope.team, staff_ids=staff_ids), scope
 
 
 def _money(t: Translator, fen: int) -> str:

@@ -17,14 +17,16 @@ from geopy.distance import geodesic
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.buttons import ReviewApprove, ReviewFiles, ReviewReturn, VisitAmend, VisitResume
 from bot.i18n import N_
-from bot.services import audit, deadlines, dispositions, field_requests, outbox
+from bot.services import audit, deadlines, dispositions, field_requests, flows, outbox, policy
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import CLOSED_STATUSES
-from bot.services.errors import DomainError, Forbidden, NotFound
+from bot.services.errors import DomainError
 from bot.services.people import reviewers_of, t_for
 from bot.services.visit_summary import summary_text
+from bot.steps import ReviewStep
 from bot.storage.models import (
     Assignment,
     Case,
@@ -32,7 +34,6 @@ from bot.storage.models import (
     Evidence,
     Promise,
     PromiseStatus,
-    Role,
     Staff,
     Visit,
     VisitStatus,
@@ -61,42 +62,33 @@ class CaseCard:
     collector_names: dict[int, str]
 
 
-# ---- who may see what --------------------------------------------------------------------------------------
+# ---- who may see what: the policy decides (bot/services/policy.py) -------------------------------------------
 
 
 async def own_case(session: AsyncSession, collector: StaffView, case_id: int) -> Case:
-    """The case, if it is currently assigned to ``collector``; else Forbidden (audited by the caller)."""
+    """The case, if the collector may work on it (theirs, or asked of them by a phone collector)."""
+    await policy.require(session, collector, policy.Action.CASE_WORK, case_id)
     case = await session.get(Case, case_id)
-    if case is None:
-        raise NotFound()
-    current = await session.scalar(
-        select(Assignment.staff_id).where(Assignment.case_id == case_id, Assignment.ended_at.is_(None)))
-    if current != collector.id and await field_requests.open_request(session, case_id, collector.id) is None:
-        raise Forbidden(subject=("case", case_id))
+    assert case is not None  # the policy found it
     return case
 
 
 async def own_open_visit(session: AsyncSession, collector: StaffView, visit_id: int) -> Visit:
+    await policy.require(session, collector, policy.Action.VISIT_WRITE, visit_id)
     visit = await session.get(Visit, visit_id)
-    if visit is None:
-        raise NotFound()
-    if visit.collector_id != collector.id:
-        raise Forbidden(subject=("visit", visit_id))
+    assert visit is not None
     if visit.status not in OPEN_VISIT:
         raise DomainError(N_("visit.error.already_filed"))
     return visit
 
 
 async def reviewable_visit(session: AsyncSession, reviewer: StaffView, visit_id: int) -> tuple[Visit, Case, Staff]:
+    await policy.require(session, reviewer, policy.Action.VISIT_REVIEW, visit_id)
     visit = await session.get(Visit, visit_id)
-    if visit is None:
-        raise NotFound()
+    assert visit is not None
     case = await session.get(Case, visit.case_id)
     collector = await session.get(Staff, visit.collector_id)
     assert case is not None and collector is not None
-    allowed = reviewer.role is Role.ADMIN or (reviewer.role is Role.SUPERVISOR and collector.team == reviewer.team)
-    if not allowed:
-        raise Forbidden(subject=("visit", visit_id))
     return visit, case, collector
 
 
@@ -314,10 +306,20 @@ async def _request_review(session: AsyncSession, visit: Visit, case: Case, evide
             session, chat_id=boss.telegram_user_id, kind="review.request", now=now, protect_content=True,
             priority=outbox.Priority.REVIEW,
             text=head + "\n\n" + summary_text(t, case, visit, evidence, tz=calendar.tz),
-            buttons=[[(t("review.approve"), f"rv:ok:{visit.id}"), (t("review.return"), f"rv:ret:{visit.id}")],
-                     [(t("review.files"), f"rv:files:{visit.id}")]],
+            buttons=[[(t("review.approve"), ReviewApprove(visit_id=visit.id).pack()),
+                      (t("review.return"), ReviewReturn(visit_id=visit.id).pack())],
+                     [(t("review.files"), ReviewFiles(visit_id=visit.id).pack())]],
             dedupe_key=f"review:{visit.id}:{visit.revision}:{boss.id}",
         )
+
+
+async def start_return(session: AsyncSession, reviewer: StaffView, visit_id: int, *, now: datetime) -> Visit:
+    """The reviewer pressed "return": the comment they type next goes back with the report."""
+    visit, _, _ = await reviewable_visit(session, reviewer, visit_id)
+    if visit.status != VisitStatus.FILED.value:
+        raise DomainError(N_("review.error.not_waiting"))
+    await flows.enter(session, reviewer.id, ReviewStep.COMMENT, {"visit_id": visit_id}, now=now)
+    return visit
 
 
 async def review(session: AsyncSession, reviewer: StaffView, visit_id: int, *, approve: bool, comment: str | None,
@@ -340,7 +342,7 @@ async def review(session: AsyncSession, reviewer: StaffView, visit_id: int, *, a
                                  priority=outbox.Priority.REVIEW,
                                  text=t("review.returned_notice", case_no=case.case_no, name=reviewer.name,
                                         comment=comment or "-"),
-                                 buttons=[[(t("visit.amend"), f"v:amend:{visit.id}")]])
+                                 buttons=[[(t("visit.amend"), VisitAmend(visit_id=visit.id).pack())]])
     return visit
 
 
@@ -359,7 +361,8 @@ async def offer_resume(session: AsyncSession, *, now: datetime) -> int:
         assert person.telegram_user_id is not None
         queued = await outbox.enqueue(
             session, chat_id=person.telegram_user_id, kind="visit.resume", now=now,
-            text=t("visit.resume_offer", case_no=case.case_no), buttons=[[(t("visit.resume"), f"v:resume:{visit.id}")]],
+            text=t("visit.resume_offer", case_no=case.case_no),
+            buttons=[[(t("visit.resume"), VisitResume(visit_id=visit.id).pack())]],
             dedupe_key=f"resume:{visit.id}:{visit.updated_at.isoformat()}")
         count += queued is not None
     return count
