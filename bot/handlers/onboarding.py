@@ -66,6 +66,7 @@ async def start(update: Update, context: FieldbotContext) -> None:
     await say(update, context, REFUSALS[result.outcome])
 
 
+@serves(Action.PROFILE_OWN)
 async def help_command(update: Update, context: FieldbotContext) -> None:
     staff = context.staff
     if staff is None:
@@ -102,6 +103,7 @@ async def language_chosen(update: Update, context: FieldbotContext) -> None:
     await show_menu(update, context, staff, N_("lang.changed"))
 
 
+@serves(Action.PROFILE_OWN)
 async def cancel(update: Update, context: FieldbotContext) -> None:
     """Leave whatever step the person is in; what was saved stays (a visit report stays a draft)."""
     staff, chat = context.staff, update.effective_chat
