@@ -21,6 +21,18 @@ class Step(StrEnum):
     def flow(self) -> str:
         return type(self).FLOW
 
+    def __eq__(self, other: object) -> bool:
+        # Two flows may both have a "note" step: they are different steps.
+        if isinstance(other, Step):
+            return type(self) is type(other) and self.value == other.value
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((type(self).FLOW, self.value))
+
 
 class VisitStep(Step):
     LOCATION = "location"
