@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import time
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_API_FILE_URL = "https://api.telegram.org/file/bot"
@@ -15,6 +20,9 @@ DEFAULT_API_FILE_URL = "https://api.telegram.org/file/bot"
 # Who an unacknowledged alarm goes to, level by level (FIELDBOT_ESCALATION, comma-separated):
 # the collector's own supervisor(s), the team lead(s) of the team, every other supervisor, the admins.
 ESCALATION_LEVELS = ("supervisor", "team_lead", "supervisors", "admin")
+
+# FIELDBOT_PROXY: what PTB's HTTPX transport can speak (SOCKS needs the socksio package, the "socks" extra).
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 class ConfigError(Exception):
@@ -39,7 +47,9 @@ class Settings(BaseSettings):
     calendar_file: Path | None = None
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)
-    backup_dirs: list[Path] = Field(default_factory=list)
+    # NoDecode: the value reaches the validators below as the raw string, so both the comma form
+    # (a,b) and JSON (["a","b"]) work; without it pydantic-settings JSON-decodes list fields first.
+    backup_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     geocoder: str = "off"
     checkin_radius_m: int = 300
     import_batch_size: int = 200
@@ -48,7 +58,11 @@ class Settings(BaseSettings):
     sos_ack_timeout_s: int = 120
     sos_reping_s: int = 600
     safety_grace_s: int = 300
-    escalation: list[str] = Field(default_factory=lambda: ["supervisor", "team_lead", "supervisors", "admin"])
+    escalation: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["supervisor", "team_lead", "supervisors", "admin"])
+    proxy: str | None = None
+    throttle_rate: float = Field(default=1.0, ge=0)
+    throttle_burst: int = Field(default=10, ge=1)
     log_level: str = "INFO"
 
     @field_validator("default_locale")
@@ -64,14 +78,14 @@ class Settings(BaseSettings):
     @classmethod
     def _split_dirs(cls, value: object) -> object:
         if isinstance(value, str):
-            return [part for part in value.replace(";", ",").split(",") if part.strip()]
+            return _json_list(value) or [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
         return value
 
     @field_validator("escalation", mode="before")
     @classmethod
     def _split_levels(cls, value: object) -> object:
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            value = _json_list(value) or [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list):
             unknown = [v for v in value if v not in ESCALATION_LEVELS]
             if unknown or not value:
@@ -89,6 +103,28 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+            raise ValueError("must be a proxy URL such as http://10.0.0.5:3128 or socks5://user:password@host:1080")
+        if port is None and parts.scheme.lower().startswith("socks"):
+            raise ValueError("a SOCKS proxy URL needs a port, e.g. socks5://host:1080")
+        if parts.scheme.lower().startswith("socks"):
+            import importlib.util
+
+            if importlib.util.find_spec("socksio") is None:
+                raise ValueError('SOCKS proxies need the "socks" extra: pip install "python-telegram-bot[socks]"')
+        return value
+
     def require_token(self) -> str:
         """The bot token, or a :class:`ConfigError` naming the variable to set."""
         if self.token is None or not self.token.get_secret_value().strip():
@@ -101,6 +137,30 @@ class Settings(BaseSettings):
     def media_dir(self) -> Path:
         return self.data_dir / "media"
 
+    @property
+    def proxy_for_display(self) -> str | None:
+        """The proxy URL without its password, for messages and logs."""
+        if self.proxy is None:
+            return None
+        parts = urlsplit(self.proxy)
+        if parts.password is None:
+            return self.proxy
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return parts._replace(netloc=netloc).geturl()
+
+
+def _json_list(value: str) -> list[object] | None:
+    """``value`` read as a JSON list when it looks like one (``["a","b"]``); None for the comma form."""
+    if not value.strip().startswith("["):
+        return None
+    try:
+        decoded = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not a valid JSON list ({exc.msg}); or write the items comma-separated: a,b") from None
+    if not isinstance(decoded, list):
+        raise ValueError("must be a list")
+    return decoded
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; a validation problem becomes one :class:`ConfigError` line per variable."""
@@ -110,6 +170,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"FIELDBOT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            f"FIELDBOT_{str(err['loc'][0]).upper() if err['loc'] else '?'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise ConfigError(problems) from None
+    except SettingsError as exc:  # a value pydantic-settings could not even parse (e.g. bad JSON)
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"FIELDBOT_{match[1].upper()}" if match else "a FIELDBOT_ setting"
+        raise ConfigError(f"{name}: the value cannot be parsed") from None
