@@ -626,9 +626,11 @@ class FakeBotApi:
     Thread-safe: the HTTP server variant calls it from its request threads while tests read it.
     """
 
-    def __init__(self, *, schema: BotApiSchema | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, schema: BotApiSchema | None = None, clock: Callable[[], float] = time.time,
+                 token: str | None = None) -> None:
         self.schema = schema or load_schema()
         self.clock = clock
+        self.token = token  # when set, any other (well-formed) token is answered 401 Unauthorized
         self.calls: list[ApiCall] = []
         self.violations: list[str] = []
         self.bot_user: dict[str, Any] = dict(BOT_USER)
@@ -1379,7 +1381,7 @@ def answer_request(
     target = parse_api_path(path)
     if target is None:
         return ApiReply.error(404, "Not Found")
-    if not _TOKEN.fullmatch(target.token):
+    if not _TOKEN.fullmatch(target.token) or (api.token is not None and target.token != api.token):
         return ApiReply.error(401, "Unauthorized")
     if target.file_path is not None:
         if http_method != "GET":

@@ -22,7 +22,7 @@ from telegram import Bot, Update
 
 from bot.sandbox.botapi import BOT_ID, BOT_USER, FakeBotApi, load_schema
 
-__all__ = ["FakeUser", "UpdateFactory", "to_update"]
+__all__ = ["FakeUser", "UpdateFactory", "group_chat", "to_update"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ class FakeUser:
             if getattr(self, key) is not None:
                 chat[key] = getattr(self, key)
         return chat
+
+
+def group_chat(chat_id: int, title: str = "Team", *, kind: str = "supergroup") -> dict[str, Any]:
+    """The Bot API ``Chat`` object of a group (``kind``: group, supergroup or channel) with the bot in it."""
+    return {"id": chat_id, "type": kind, "title": title}
 
 
 def to_update(data: dict[str, Any], bot: Bot) -> Update:
@@ -99,17 +104,20 @@ class UpdateFactory:
         *,
         forwarded: bool | FakeUser = False,
         date: int | None = None,
+        chat: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A ``Message`` from ``user`` in their private chat, with the given content fields.
 
         ``forwarded=True`` marks it forwarded from the user's own earlier message (an hour older);
-        pass a ``FakeUser`` to mark it forwarded from that person.
+        pass a ``FakeUser`` to mark it forwarded from that person. ``chat`` (see :func:`group_chat`)
+        sends it in a group instead.
         """
         date = self.now() if date is None else date
+        chat = chat or user.chat()
         message: dict[str, Any] = {
-            "message_id": self.next_message_id(user.id),
+            "message_id": self.next_message_id(chat["id"]),
             "from": user.to_dict(),
-            "chat": user.chat(),
+            "chat": chat,
             "date": date,
             **content,
         }
@@ -133,15 +141,17 @@ class UpdateFactory:
 
     # ---- messages ------------------------------------------------------------------------------
 
-    def text(self, user: FakeUser, text: str, *, forwarded: bool | FakeUser = False) -> dict[str, Any]:
-        return self.wrap("message", self.message(user, {"text": text}, forwarded=forwarded))
+    def text(self, user: FakeUser, text: str, *, forwarded: bool | FakeUser = False,
+             chat: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.wrap("message", self.message(user, {"text": text}, forwarded=forwarded, chat=chat))
 
-    def command(self, user: FakeUser, command: str = "/start", args: str | None = None) -> dict[str, Any]:
+    def command(self, user: FakeUser, command: str = "/start", args: str | None = None, *,
+                chat: dict[str, Any] | None = None) -> dict[str, Any]:
         """``/command args`` with its ``bot_command`` entity (``command`` may omit the slash)."""
         command = command if command.startswith("/") else f"/{command}"
         text = f"{command} {args}" if args else command
         entity = {"type": "bot_command", "offset": 0, "length": _utf16_len(command)}
-        return self.wrap("message", self.message(user, {"text": text, "entities": [entity]}))
+        return self.wrap("message", self.message(user, {"text": text, "entities": [entity]}, chat=chat))
 
     def location(
         self,
@@ -354,6 +364,7 @@ class UpdateFactory:
         message_id: int | None = None,
         message_text: str = "…",
         forge: bool = False,
+        chat: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A ``callback_query``: ``user`` pressed the inline button carrying ``data``.
 
@@ -363,17 +374,19 @@ class UpdateFactory:
         Bound to a ``FakeBotApi``, the pressed message is the bot's stored message ``message_id``
         (default: the bot's latest message in the chat with an inline keyboard), and ``data`` must
         be on its keyboard. Otherwise a bot message with ``message_text`` and that button is made up.
+        ``chat`` (see :func:`group_chat`): the button is on a bot message in that group.
         """
-        message = None if forge else self._bot_message(user, message_id)
+        chat = chat or user.chat()
+        message = None if forge else self._bot_message(chat["id"], message_id)
         if message is not None:
             offered = _callback_data(message)
             if data not in offered:
                 raise ValueError(f"message {message['message_id']} offers no button {data!r}; it has {offered}")
         else:
             message = {
-                "message_id": message_id if message_id is not None else self.next_message_id(user.id),
+                "message_id": message_id if message_id is not None else self.next_message_id(chat["id"]),
                 "from": dict(BOT_USER),
-                "chat": user.chat(),
+                "chat": chat,
                 "date": self.now(),
                 "text": message_text,
                 "reply_markup": {"inline_keyboard": [[{"text": message_text, "callback_data": data}]]},
@@ -389,15 +402,15 @@ class UpdateFactory:
         }
         return self.wrap("callback_query", query)
 
-    def _bot_message(self, user: FakeUser, message_id: int | None) -> dict[str, Any] | None:
+    def _bot_message(self, chat_id: int, message_id: int | None) -> dict[str, Any] | None:
         if self.api is None:
             return None
         if message_id is not None:
-            stored = self.api.message(user.id, message_id)
+            stored = self.api.message(chat_id, message_id)
             if stored is None:
-                raise ValueError(f"the bot has no message {message_id} in chat {user.id}")
+                raise ValueError(f"the bot has no message {message_id} in chat {chat_id}")
             return stored
-        bot_messages = [m for m in self.api.chat_messages(user.id) if m.get("from", {}).get("id") == BOT_ID]
+        bot_messages = [m for m in self.api.chat_messages(chat_id) if m.get("from", {}).get("id") == BOT_ID]
         with_buttons = [m for m in bot_messages if "reply_markup" in m]
         return with_buttons[-1] if with_buttons else None
 
