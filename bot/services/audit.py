@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.db import Database
@@ -130,3 +130,15 @@ async def record_refusal(database: Database, *, actor_id: int | None, what: str,
     async with database.write() as session:
         await record(session, action=f"refused.{what}", object_type=object_type, object_id=object_id,
                      actor_id=actor_id, details=details, at=at)
+
+
+async def count_recent(session: AsyncSession, *, actions: tuple[str, ...], object_type: str, object_id: object,
+                       since: datetime) -> int:
+    """How many entries with one of ``actions`` about this object were written after ``since``."""
+    count = await session.scalar(
+        select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action.in_(actions), AuditEntry.object_type == object_type,
+            AuditEntry.object_id == str(object_id), AuditEntry.at > since.astimezone(UTC),
+        )
+    )
+    return int(count or 0)
