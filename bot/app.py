@@ -11,6 +11,7 @@ from telegram import BotCommandScopeDefault, Update
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
     ContextTypes,
@@ -37,7 +38,8 @@ from bot.handlers import (
     visit_report,
     visits,
 )
-from bot.i18n import SUPPORTED_LOCALES, translator
+from bot.handlers.routing import caller_of
+from bot.i18n import SUPPORTED_LOCALES, Translator, resolve_locale, translator
 from bot.keyboards import commands_for
 from bot.ratelimit import FieldbotRateLimiter
 from bot.runtime import Runtime
@@ -67,13 +69,32 @@ async def _stale_button(update: Update, context: FieldbotContext) -> None:
         await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
 
 
+def _caller_translator(update: Update, context: FieldbotContext) -> Translator:
+    """The caller's language even when the access gate did not get to set ``context.t``."""
+    staff = context.staff
+    if staff is None:
+        caller = caller_of(update)
+        staff = caller.staff if caller is not None else None
+    user = update.effective_user
+    default = context.runtime.settings.default_locale
+    return translator(resolve_locale(staff.locale if staff is not None else None,
+                                     user.language_code if user is not None else None, default))
+
+
 async def _on_error(update: object, context: FieldbotContext) -> None:
+    """Log the error, tell the person in their language (private chats only), and stop this update.
+
+    Stopping matters when the access gate itself failed: the flow handlers must never see an update
+    whose sender was not identified.
+    """
     log.error("error while handling an update", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_chat is not None:
+    if isinstance(update, Update) and update.effective_chat is not None and update.effective_chat.type == "private":
         try:
-            await context.bot.send_message(update.effective_chat.id, context.t("error.internal"))
+            await context.bot.send_message(update.effective_chat.id,
+                                           _caller_translator(update, context)("error.internal"))
         except Exception:  # the error path must never raise again
             log.exception("could not tell the user about the error")
+    raise ApplicationHandlerStop
 
 
 def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
@@ -141,9 +162,13 @@ def build_application(
     for locale in SUPPORTED_LOCALES:  # read the catalogs now, not in the middle of the first sweep
         translator(locale)
 
+    started = False  # post_init got as far as a migrated database
+
     async def post_init(application: FieldbotApplication) -> None:
+        nonlocal started
         if migrate_on_start:
             await migrate.upgrade(runtime.db)
+        started = True
         await publish_default_commands(application)
         await offer_to_resume(runtime)
         from scheduler.jobs import register_jobs
@@ -152,7 +177,11 @@ def build_application(
         freeze_startup_heap()
 
     async def post_shutdown(application: FieldbotApplication) -> None:
-        await leases.release(runtime.db, runtime.instance_id)  # another process may take the sweeps at once
+        if started:  # a start that failed earlier (no Bot API, say) never held a lease, maybe not even tables
+            try:
+                await leases.release(runtime.db, runtime.instance_id)  # another process may take the sweeps at once
+            except Exception as exc:  # the lease then expires on its own
+                log.warning("could not release the sweep lease: %s", exc)
         if database is None:
             await runtime.db.dispose()
 
@@ -170,6 +199,8 @@ def build_application(
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
+    elif settings.proxy is not None:  # a server that reaches Telegram only through a proxy
+        builder = builder.proxy(settings.proxy).get_updates_proxy(settings.proxy)
     application: FieldbotApplication = builder.build()
     application.bot_data[RUNTIME_KEY] = runtime
     application.add_handlers(access.handlers(), group=access.GROUP)

@@ -23,6 +23,7 @@ from bot.storage.models import Role
 log = logging.getLogger("fieldbot")
 
 EXIT_USAGE = 2
+EXIT_START = 1  # the configuration reads fine, but the bot could not start with it
 T = TypeVar("T")
 
 
@@ -58,6 +59,67 @@ def _print_rows(rows: list[dict[str, Any]], *, as_json: bool, line: Callable[[di
         print(line(row))
 
 
+def _api_root(settings: Settings) -> str:
+    """The Bot API server as people write it (without the ``/bot`` the token is appended to)."""
+    return settings.api_base_url.removesuffix("/").removesuffix("/bot")
+
+
+def describe_start_failure(exc: BaseException, settings: Settings) -> str:
+    """One line: why the bot could not start, and which setting to check. Never shows the token."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
+
+    api = _api_root(settings)
+    via = f" through the proxy {settings.proxy_for_display}" if settings.proxy else ""
+    if isinstance(exc, InvalidToken):
+        reason = str(exc.__cause__ or exc)  # Bot.initialize wraps the server's answer in a message with the token
+        hint = " (and FIELDBOT_API_BASE_URL, which must end in /bot)" if "not found" in reason.lower() else ""
+        line = f"the Bot API at {api} rejected the bot token ({reason}): check FIELDBOT_TOKEN{hint}"
+    elif isinstance(exc, NetworkError):
+        what = "timed out" if isinstance(exc, TimedOut) else exc.message
+        check = ("FIELDBOT_PROXY and FIELDBOT_API_BASE_URL" if settings.proxy else
+                 "FIELDBOT_API_BASE_URL, or set FIELDBOT_PROXY if this server reaches Telegram only through a proxy")
+        line = f"cannot reach the Bot API at {api}{via} ({what}): check {check}"
+    elif isinstance(exc, TelegramError):
+        line = (f"the Bot API at {api} refused to start the bot ({exc.message}): "
+                "check FIELDBOT_TOKEN and FIELDBOT_API_BASE_URL")
+    elif isinstance(exc, SQLAlchemyError | OSError):
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+        line = f"cannot open the database {settings.database_url.split('@')[-1]} ({first}): check FIELDBOT_DATABASE_URL"
+    else:
+        line = f"could not start: {type(exc).__name__}: {exc}"
+    token = settings.token.get_secret_value().strip() if settings.token is not None else ""
+    return line.replace(token, "<FIELDBOT_TOKEN>") if token else line
+
+
+def _serve(settings: Settings, application: Any, mode: str, run: Callable[[], None]) -> int:
+    """Connect to the Bot API first (one clear line if that fails), then hand over to PTB's run loop.
+
+    PTB's ``run_polling``/``run_webhook`` would log the failed connection with a traceback and go on
+    to shut down what never started; initialising here, on the loop PTB then runs on, avoids both
+    (PTB skips an application that is already initialised).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+    from telegram.error import TelegramError
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(application.initialize())
+    except TelegramError as exc:
+        print(f"fieldbot: {describe_start_failure(exc, settings)}", file=sys.stderr)
+        loop.close()
+        return EXIT_START
+    log.info("fieldbot starting (%s) as @%s, database %s%s", mode, application.bot.username,
+             settings.database_url.split("@")[-1], f", proxy {settings.proxy_for_display}" if settings.proxy else "")
+    try:
+        run()
+    except (TelegramError, SQLAlchemyError, OSError) as exc:  # e.g. the database, opened in post_init
+        print(f"fieldbot: {describe_start_failure(exc, settings)}", file=sys.stderr)
+        return EXIT_START
+    return 0
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from telegram import Update
 
@@ -65,9 +127,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     settings.require_token()
     application = build_application(settings)
-    log.info("fieldbot starting (polling), database %s", settings.database_url.split("@")[-1])
-    application.run_polling(allowed_updates=Update.ALL_TYPES)
-    return 0
+    return _serve(settings, application, "polling",
+                  lambda: application.run_polling(allowed_updates=Update.ALL_TYPES))
 
 
 def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
@@ -77,9 +138,9 @@ def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
 
     settings.require_token()
     application = build_application(settings)
-    application.run_webhook(listen=args.listen, port=args.port, url_path=args.path, webhook_url=args.url,
-                            secret_token=args.secret, allowed_updates=Update.ALL_TYPES)
-    return 0
+    return _serve(settings, application, "webhook", lambda: application.run_webhook(
+        listen=args.listen, port=args.port, url_path=args.path, webhook_url=args.url, secret_token=args.secret,
+        allowed_updates=Update.ALL_TYPES))
 
 
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:

@@ -80,3 +80,39 @@ def test_start_with_code_over_real_http(tmp_path: Path) -> None:
 def test_cli_help(tmp_path: Path, args: list[str]) -> None:
     result = _run_cli(_env(tmp_path), *args)
     assert result.returncode == 0 and "usage: fieldbot" in result.stdout
+
+
+@pytest.mark.parametrize("form", ["comma", "json"])
+def test_list_settings_start_the_bot(tmp_path: Path, form: str) -> None:
+    """FIELDBOT_ESCALATION and FIELDBOT_BACKUP_DIRS as the README writes them (a,b) or as JSON."""
+    dirs = [str(tmp_path / "backup-a"), str(tmp_path / "backup-b")]
+    levels = ["supervisor", "admin"]
+    if form == "comma":
+        extra = {"FIELDBOT_ESCALATION": ",".join(levels), "FIELDBOT_BACKUP_DIRS": ",".join(dirs)}
+    else:
+        import json
+
+        extra = {"FIELDBOT_ESCALATION": json.dumps(levels), "FIELDBOT_BACKUP_DIRS": json.dumps(dirs)}
+    api = FakeBotApi(token=TOKEN)
+    with FakeBotApiServer(api) as server:
+        env = _env(tmp_path, FIELDBOT_TOKEN=TOKEN, FIELDBOT_API_BASE_URL=server.base_url,
+                   FIELDBOT_API_FILE_URL=server.file_url, **extra)
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(c.method == "getUpdates" for c in api.calls):
+                if process.poll() is not None:
+                    break
+                time.sleep(0.1)
+            polling = any(c.method == "getUpdates" for c in api.calls)
+        finally:
+            process.terminate()
+            try:
+                output, _ = process.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+    assert polling, output
+    assert "Traceback" not in output and "configuration error" not in output
+    assert "fieldbot starting (polling)" in output
