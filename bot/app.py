@@ -39,11 +39,13 @@ from bot.handlers import (
     visits,
 )
 from bot.handlers.routing import caller_of
+from bot.handlers.throttle import PerUserUpdateProcessor
 from bot.i18n import SUPPORTED_LOCALES, Translator, resolve_locale, translator
 from bot.keyboards import commands_for
 from bot.ratelimit import FieldbotRateLimiter
 from bot.runtime import Runtime
-from bot.services import leases
+from bot.services import incidents, leases
+from bot.services import staff as staff_service
 from bot.storage import migrate
 from bot.storage.db import Database
 
@@ -185,6 +187,13 @@ def build_application(
         if database is None:
             await runtime.db.dispose()
 
+    async def alarm_open(telegram_user_id: int) -> bool:
+        async with runtime.db.read() as session:
+            staff = await staff_service.active_by_telegram_id(session, telegram_user_id)
+            return staff is not None and await incidents.open_for(session, staff.id) is not None
+
+    application: FieldbotApplication
+
     builder = (
         ApplicationBuilder()
         .token(token or settings.require_token())
@@ -196,12 +205,16 @@ def build_application(
         .context_types(ContextTypes(context=FieldbotContext))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
+        .concurrent_updates(PerUserUpdateProcessor(
+            rate=settings.throttle_rate, burst=settings.throttle_burst, alarm_open=alarm_open,
+            draining=lambda: application.running and application.updater is not None
+            and not application.updater.running))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     elif settings.proxy is not None:  # a server that reaches Telegram only through a proxy
         builder = builder.proxy(settings.proxy).get_updates_proxy(settings.proxy)
-    application: FieldbotApplication = builder.build()
+    application = builder.build()
     application.bot_data[RUNTIME_KEY] = runtime
     application.add_handlers(access.handlers(), group=access.GROUP)
     application.add_handlers(flow_handlers())
