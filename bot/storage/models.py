@@ -222,6 +222,10 @@ class OutboxMessage(Base):
     failed_at: Mapped[datetime | None]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The sender that took the row (an ``Instance.id``) and when; valid while that instance's heartbeat
+    # is fresh. Kept on a sent row as a record of who sent it.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
 
 
 class CaseImport(Base):
@@ -412,6 +416,17 @@ class SweepLease(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
+
+
+class Instance(Base):
+    """A running bot process and its heartbeat (written every second): outbox claims of an instance
+    whose heartbeat has gone stale are taken over by the others."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
 
 
 class IncidentStatus(StrEnum):
