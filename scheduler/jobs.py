@@ -4,6 +4,14 @@ A sweep that falls due while the bot is down simply runs at the next tick and fi
 fell due meanwhile: nothing depends on APScheduler keeping a job (its default 1-second misfire grace
 would drop it). Each sweep is small and idempotent: it marks what it handled in the same transaction
 as it queues the messages. Only the process holding the database lease runs them.
+
+Every process also runs the ``heartbeat`` job each second, lease or not: it writes the process's
+heartbeat (its outbox claims stay valid while it is fresh) and takes or renews the sweep lease (TTL
+3 s). After a ``kill -9`` of the holder, another or a restarted process takes the sweeps over within
+about 4 s, and the dead process's claimed outbox rows are due again 5 s after its last heartbeat.
+
+Alerts never wait for the outbox sweep: the alert sweep runs every second, an SOS is sent by its
+handler at once, and escalations are sent by the emergency sweep as soon as it queues them.
 """
 
 from __future__ import annotations
@@ -32,7 +40,10 @@ async def emergency_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
         escalated = await incidents.escalate_due(session, now=now, policy=policy)
         pinged = await incidents.reping_due(session, now=now, policy=policy)
         prompted, alarmed = await incidents.safety_due(session, now=now, policy=policy)
-    return escalated + pinged + prompted + alarmed
+    count = escalated + pinged + prompted + alarmed
+    if count:  # an escalation goes out now, not at the alert sweep's next tick
+        await send_due(bot, runtime, max_priority=outbox.Priority.URGENT, batches=1)
+    return count
 
 
 async def handover_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
@@ -55,7 +66,8 @@ async def alert_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
 
 
 async def outbox_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
-    return await send_due(bot, runtime)
+    """Everything less urgent: a slow upload or a long queue of reports never holds an alert up."""
+    return await send_due(bot, runtime, min_priority=outbox.Priority.URGENT + 1)
 
 
 async def deadline_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
@@ -97,12 +109,21 @@ def _runtime(context: CallbackContext[Any, Any, Any, Any]) -> Runtime:
     return runtime
 
 
+async def heartbeat(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    """This process is alive (its outbox claims stay valid) and, if it can, it holds the sweep lease."""
+    runtime = _runtime(context)
+    try:
+        await leases.heartbeat(runtime.db, runtime.instance_id, now=runtime.clock.now())
+    except Exception:
+        log.exception("heartbeat failed; it is written again in a second")
+
+
 def _job(name: str, sweep: Sweep) -> Callable[[CallbackContext[Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
     async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
         runtime = _runtime(context)
-        if not await leases.acquire(runtime.db, runtime.instance_id, now=runtime.clock.now()):
-            return  # another process runs the sweeps
         try:
+            if not await leases.acquire(runtime.db, runtime.instance_id, now=runtime.clock.now()):
+                return  # another process runs the sweeps
             count = await sweep(runtime, context.bot)
         except Exception:
             log.exception("sweep %s failed; it runs again at the next tick", name)
@@ -126,7 +147,9 @@ def register_jobs(application: Application[Any, Any, Any, Any, Any, Any]) -> Non
     if application.job_queue is None:
         log.warning("no job queue: install python-telegram-bot[job-queue]")
         return
+    kwargs = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+    application.job_queue.run_repeating(heartbeat, interval=leases.RENEW_EVERY, first=0.0, name="heartbeat",
+                                        job_kwargs=kwargs)
     for name, sweep, interval in SWEEPS:
-        application.job_queue.run_repeating(_job(name, sweep), interval=interval, first=1.0, name=name,
-                                            job_kwargs={"max_instances": 1, "coalesce": True,
-                                                        "misfire_grace_time": None})
+        application.job_queue.run_repeating(_job(name, sweep), interval=interval, first=1.0,
+                                            name=name, job_kwargs=kwargs)

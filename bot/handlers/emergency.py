@@ -45,9 +45,13 @@ SAFETY = policy.Action.SAFETY_OWN
 
 
 async def _send_alerts_now(context: FieldbotContext) -> None:
-    """Alerts do not wait for the next outbox tick: try them right away (the sweep retries failures)."""
+    """Alerts do not wait for the next outbox tick: try them right away (the sweep retries failures).
+
+    One batch, claimed like any sender's: rows the alert sweep is already sending are not sent again,
+    and the person who pressed SOS is answered without waiting for the rest of the queue.
+    """
     try:
-        await send_due(context.bot, context.runtime, max_priority=outbox.Priority.URGENT)
+        await send_due(context.bot, context.runtime, max_priority=outbox.Priority.URGENT, batches=1)
     except Exception:  # the rows are safe in the outbox; the sweep sends them
         log.exception("immediate alert send failed; the outbox sweep will retry")
 

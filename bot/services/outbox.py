@@ -1,8 +1,32 @@
 """Messages that must arrive are rows first: written in the transaction that decided to send them.
 
-The outbox sweep (``scheduler/outbox_sender.py``) sends due rows in priority order (alerts first),
-retries on 429 and network errors with back-off, and survives restarts. No Telegram import here:
-buttons are stored as ``[[label, callback_data], ...]`` rows and built into a keyboard by the sender.
+The senders (``scheduler/outbox_sender.py``: the alert sweep, the outbox sweep, and a handler that
+sends an SOS at once) send due rows in priority order (alerts first), retry on 429 and network errors
+with back-off, and survive restarts. No Telegram import here: buttons are stored as
+``[[label, callback_data], ...]`` rows and built into a keyboard by the sender.
+
+Exactly once, as far as a network allows:
+
+1. **Claim, commit, then send.** :func:`claim` marks the rows with the sender's instance id and the
+   claim time (``claimed_by``, ``claimed_at``) and the transaction commits before anything is sent.
+   A claimed row is not due for anyone else while its owner's heartbeat (``instances``, written every
+   second, see ``bot/services/leases.py``) is fresh, so two sweeps, a handler and a second process
+   never send the same row. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` keeps concurrent claimers
+   apart; on SQLite the writer lock (``BEGIN IMMEDIATE``) serialises them.
+2. **Record only under the claim.** :func:`mark_sent`, :func:`mark_retry` and :func:`mark_failed`
+   change the row only if it is still claimed by the same sender with the same claim time and not
+   yet sent; a sent row keeps its Telegram message id and is never claimed again.
+3. **A dead owner's claims lapse in seconds.** When a process dies its heartbeat stops; after
+   ``HEARTBEAT_TTL`` (5 s) its claimed rows are due again for everyone. A live owner keeps a claim
+   however long the send takes (up to the :data:`MAX_IN_FLIGHT` backstop).
+
+What a crash can still do: a process killed after Telegram accepted a message and before the record
+committed leaves that row claimed but not marked sent; it is sent again after the heartbeat lapses.
+That is at most one duplicate of each row that was between send and record at that instant, and each
+sender has at most one such row (it sends its claimed rows one at a time).
+
+A message to a deactivated staff member is not sent: it is marked failed with
+:data:`DEACTIVATED` as the reason. Group chats (the supervisors' alert group) are nobody's staff row.
 """
 
 from __future__ import annotations
@@ -13,13 +37,17 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.leases import HEARTBEAT_TTL, beat
 from bot.services.quiet import QuietHours
-from bot.storage.models import OutboxMessage
+from bot.storage.models import Instance, OutboxMessage, Staff
 
-LEASE = timedelta(seconds=60)
+# A claim whose owner is alive is kept however long the send takes, up to this backstop (a live
+# owner that could not record its result, e.g. the database was away at that moment).
+MAX_IN_FLIGHT = timedelta(minutes=5)
+DEACTIVATED = "recipient deactivated"
 MAX_BACKOFF = timedelta(minutes=5)
 MAX_ATTEMPTS = 50
 
@@ -86,39 +114,117 @@ async def enqueue(
     return row
 
 
-async def claim_due(session: AsyncSession, *, now: datetime, limit: int = 20,
-                    max_priority: int | None = None, quiet: QuietHours | None = None) -> list[OutboxMessage]:
-    """Take up to ``limit`` due rows, most urgent first, leasing them so no other sweep sends them too.
+@dataclass(frozen=True)
+class Claimed:
+    """A row taken by one sender: what it needs to send it, and the claim its record must match."""
+
+    id: int
+    chat_id: int
+    kind: str
+    priority: int
+    method: str
+    payload: dict[str, Any]
+    claimed_by: str
+    claimed_at: datetime
+    attempts: int
+
+
+@dataclass
+class Claim:
+    """What one claim took: rows to send now, and rows skipped (recorded as failed) with the reason."""
+
+    rows: list[Claimed]
+    skipped: list[tuple[Claimed, str]]
+
+
+def _claim_is_free(now: datetime) -> ColumnElement[bool]:
+    """Nobody holds the row: never claimed, released, its owner's heartbeat is stale, or held far too long."""
+    owner_alive = (select(Instance.id)
+                   .where(Instance.id == OutboxMessage.claimed_by, Instance.heartbeat_at >= now - HEARTBEAT_TTL)
+                   .exists())
+    return or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claimed_at.is_(None),
+               OutboxMessage.claimed_at < now - MAX_IN_FLIGHT, ~owner_alive)
+
+
+async def claim(session: AsyncSession, owner: str, *, now: datetime, limit: int = 20, max_priority: int | None = None,
+                min_priority: int | None = None, quiet: QuietHours | None = None) -> Claim:
+    """Take up to ``limit`` due rows for ``owner``, most urgent first; the caller commits before sending.
+
+    A row is due when it is neither sent nor failed, its ``next_attempt_at`` has come, and no live
+    sender holds it (see :func:`_claim_is_free`). The claim writes ``claimed_by``/``claimed_at`` and
+    the owner's heartbeat in this transaction; on PostgreSQL ``FOR UPDATE SKIP LOCKED`` keeps two
+    claimers apart, on SQLite the writer lock (``BEGIN IMMEDIATE``) does. Rows for a deactivated staff
+    member are not sent: they are marked failed with the reason :data:`DEACTIVATED` (a group chat is
+    nobody's staff row, so messages to it still go).
 
     During ``quiet`` hours only alerts and urgent messages go out; the rest wait for the morning.
     """
     if quiet is not None and quiet.contains(now):
         max_priority = min(max_priority if max_priority is not None else Priority.URGENT, Priority.URGENT)
+    await beat(session, owner, now=now)
     query = (
         select(OutboxMessage)
         .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None),
-               OutboxMessage.next_attempt_at <= now)
+               OutboxMessage.next_attempt_at <= now, _claim_is_free(now))
         .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
     )
     if max_priority is not None:
         query = query.where(OutboxMessage.priority <= max_priority)
+    if min_priority is not None:
+        query = query.where(OutboxMessage.priority >= min_priority)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(skip_locked=True, of=OutboxMessage)
     rows = list((await session.scalars(query)).all())
+    chats = {row.chat_id for row in rows if row.chat_id > 0}
+    inactive = set(await session.scalars(select(Staff.telegram_user_id).where(
+        Staff.telegram_user_id.in_(chats), Staff.active.is_(False)))) if chats else set()
+    result = Claim(rows=[], skipped=[])
     for row in rows:
-        row.next_attempt_at = now + LEASE
-    return rows
+        row.claimed_by, row.claimed_at = owner, now
+        if row.chat_id in inactive:
+            row.failed_at, row.last_error = now, DEACTIVATED
+            result.skipped.append((_snapshot(row), DEACTIVATED))
+        else:
+            result.rows.append(_snapshot(row))
+    await session.flush()
+    return result
 
 
-async def mark_sent(session: AsyncSession, message_id: int, *, telegram_message_id: int | None,
-                    now: datetime) -> OutboxMessage | None:
-    row = await session.get(OutboxMessage, message_id)
-    if row is not None:
-        row.sent_at = now
-        row.attempts += 1
-        row.telegram_message_id = telegram_message_id
-    return row
+def _snapshot(row: OutboxMessage) -> Claimed:
+    assert row.claimed_by is not None and row.claimed_at is not None
+    return Claimed(id=row.id, chat_id=row.chat_id, kind=row.kind, priority=row.priority, method=row.method,
+                   payload=dict(row.payload), claimed_by=row.claimed_by, claimed_at=row.claimed_at,
+                   attempts=row.attempts)
+
+
+def _still_held(claimed: Claimed) -> list[ColumnElement[bool]]:
+    return [OutboxMessage.id == claimed.id, OutboxMessage.claimed_by == claimed.claimed_by,
+            OutboxMessage.claimed_at == claimed.claimed_at, OutboxMessage.sent_at.is_(None),
+            OutboxMessage.failed_at.is_(None)]
+
+
+async def _held(session: AsyncSession, claimed: Claimed) -> OutboxMessage | None:
+    """The row, locked, if ``claimed`` still holds it; None when another sender took it over meanwhile."""
+    query = select(OutboxMessage).where(*_still_held(claimed))
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return (await session.scalars(query)).first()
+
+
+async def mark_sent(session: AsyncSession, claimed: Claimed, *, telegram_message_id: int | None,
+                    now: datetime) -> int | None:
+    """Record a delivery (never sent again); returns the row's attempts, or None if the claim was lost.
+
+    One guarded ``UPDATE ... RETURNING``: it applies only while ``claimed`` still holds the row.
+    """
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(*_still_held(claimed))
+        .values(sent_at=now, attempts=OutboxMessage.attempts + 1, telegram_message_id=telegram_message_id)
+        .returning(OutboxMessage.attempts)
+        .execution_options(synchronize_session=False))
+    return result.scalar_one_or_none()
 
 
 ALERT_MAX_BACKOFF = timedelta(seconds=10)
@@ -130,12 +236,13 @@ def backoff(attempts: int, priority: int = Priority.NORMAL) -> timedelta:
     return min(timedelta(seconds=2 ** min(attempts, 12)), ceiling)
 
 
-async def mark_retry(session: AsyncSession, message_id: int, *, error: str, now: datetime,
+async def mark_retry(session: AsyncSession, claimed: Claimed, *, error: str, now: datetime,
                      retry_after: float | None = None) -> OutboxMessage | None:
-    """A passing failure (429, network): try again after Telegram's ``retry_after`` or a back-off."""
-    row = await session.get(OutboxMessage, message_id)
+    """A passing failure (429, network): release the row, to be tried after ``retry_after`` or a back-off."""
+    row = await _held(session, claimed)
     if row is None:
         return None
+    row.claimed_by = row.claimed_at = None
     row.attempts += 1
     row.last_error = error[:500]
     if row.attempts >= MAX_ATTEMPTS:
@@ -146,11 +253,22 @@ async def mark_retry(session: AsyncSession, message_id: int, *, error: str, now:
     return row
 
 
-async def mark_failed(session: AsyncSession, message_id: int, *, error: str, now: datetime) -> OutboxMessage | None:
+async def mark_failed(session: AsyncSession, claimed: Claimed, *, error: str, now: datetime) -> OutboxMessage | None:
     """A lasting failure (blocked by the user, bad request): stop trying and keep the reason."""
-    row = await session.get(OutboxMessage, message_id)
+    row = await _held(session, claimed)
     if row is not None:
         row.attempts += 1
         row.failed_at = now
         row.last_error = error[:500]
     return row
+
+
+async def release(session: AsyncSession, rows: Sequence[Claimed]) -> int:
+    """Give back claims a sender will not use (it was stopped halfway); returns how many were released."""
+    released = 0
+    for claimed in rows:
+        row = await _held(session, claimed)
+        if row is not None:
+            row.claimed_by = row.claimed_at = None
+            released += 1
+    return released
