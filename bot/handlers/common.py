@@ -13,8 +13,9 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from bot.buttons import Button, parse
 from bot.context import FieldbotContext
-from bot.services import audit, flows, inbox
+from bot.services import audit, flows, inbox, policy
 from bot.services.errors import AlreadyDone, DomainError, Forbidden
 from bot.steps import Step
 from bot.storage.models import Role
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[Update, FieldbotContext], Awaitable[Any]]
 C = TypeVar("C", bound=Callback)
+B = TypeVar("B", bound=Button)
+ACTION_ATTR = "__fieldbot_action__"
 
 
 async def say(update: Update, context: FieldbotContext, key: str, /, **params: Any) -> None:
@@ -78,6 +81,44 @@ def require_role(*roles: Role) -> Callable[[C], C]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def serves(action: policy.Action) -> Callable[[C], C]:
+    """Declare the policy action a handler serves; refuse (audited) anyone whose role may never do it.
+
+    The role rule comes from :data:`bot.services.policy.RULES`; whether this person may act on *this*
+    object is decided by the service the handler calls (``policy.require``).
+    """
+
+    def decorate(callback: C) -> C:
+        @functools.wraps(callback)
+        async def wrapper(update: Update, context: FieldbotContext) -> Any:
+            staff = context.staff
+            if staff is None or not policy.allows(staff, action):
+                log.warning("role refused: staff=%s role=%s action=%s handler=%s", staff.id if staff else None,
+                            staff.role if staff else None, action.value, callback.__name__)
+                target = _pressed_target(update)
+                await refuse(update, context, Forbidden(subject=target), what=callback.__name__)
+                raise ApplicationHandlerStop
+            return await callback(update, context)
+
+        setattr(wrapper, ACTION_ATTR, action)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _pressed_target(update: Update) -> tuple[str, object] | None:
+    pressed = parse(update.callback_query.data) if update.callback_query is not None else None
+    if pressed is None or pressed.kind is None or pressed.target_id is None:
+        return None
+    return pressed.kind, pressed.target_id
+
+
+def pressed(update: Update, kind: type[B]) -> B:
+    """The typed button behind this callback (the handler's pattern already matched ``kind``)."""
+    assert update.callback_query is not None
+    return kind.unpack(update.callback_query.data)
 
 
 @asynccontextmanager

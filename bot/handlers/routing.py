@@ -16,6 +16,7 @@ from telegram.ext import filters
 
 from bot.services.actor import StaffView
 from bot.services.flows import FlowView
+from bot.steps import Step
 from bot.storage.models import Role
 
 _MAX_REMEMBERED = 10_000
@@ -75,3 +76,21 @@ class HasOpenAlarm(filters.UpdateFilter):
     def filter(self, update: Update) -> bool:
         caller = caller_of(update)
         return caller is not None and caller.open_incident is not None
+
+
+class AtStep(filters.UpdateFilter):
+    """The sender's saved conversation is at one of ``steps`` (all of one flow), or anywhere in ``flow``."""
+
+    def __init__(self, *steps: Step, flow: type[Step] | None = None) -> None:
+        flows_named = {s.flow for s in steps} | ({flow.FLOW} if flow is not None else set())
+        if len(flows_named) != 1:
+            raise ValueError("AtStep takes steps of exactly one flow")
+        self.flow = flows_named.pop()
+        self.steps = frozenset(s.value for s in steps)
+        super().__init__(name=f"AtStep({self.flow}:{','.join(sorted(self.steps)) or '*'})")
+
+    def filter(self, update: Update) -> bool:
+        caller = caller_of(update)
+        if caller is None or caller.flow is None or caller.flow.flow != self.flow:
+            return False
+        return not self.steps or caller.flow.step in self.steps

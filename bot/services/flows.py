@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.steps import Step, step_of
 from bot.storage.models import FlowState
 
 
@@ -21,6 +22,11 @@ class FlowView:
     flow: str
     step: str
     data: dict[str, Any]
+
+    @property
+    def at(self) -> Step | None:
+        """The declared step (None for a state no flow declares, e.g. one saved by an older version)."""
+        return step_of(self.flow, self.step)
 
 
 async def current(session: AsyncSession, staff_id: int) -> FlowView | None:
@@ -36,6 +42,11 @@ async def save(session: AsyncSession, staff_id: int, flow: str, step: str, data:
     else:
         row.flow, row.step, row.data, row.updated_at = flow, step, dict(data), now
     await session.flush()
+
+
+async def enter(session: AsyncSession, staff_id: int, step: Step, data: dict[str, Any], *, now: datetime) -> None:
+    """Save that the person is now at ``step`` (of its flow) with the answers so far."""
+    await save(session, staff_id, step.flow, step.value, data, now=now)
 
 
 async def clear(session: AsyncSession, staff_id: int, flow: str | None = None) -> None:
