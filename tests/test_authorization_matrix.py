@@ -427,5 +427,5 @@ def test_every_action_has_a_rule_and_every_button_fits_in_64_bytes() -> None:
 
 def test_a_button_without_a_policy_cannot_be_declared() -> None:
     with pytest.raises(TypeError, match="must say why"):
-        class Sneaky(declared.Button, prefix="zz:sneaky", action=None):  # noqa: F841
+        class Sneaky(declared.Button, prefix="zz:sneaky", action=None):
             pass

@@ -32,16 +32,6 @@ async def reviewers_of(session: AsyncSession, collector_id: int) -> list[Staff]:
         Staff.telegram_user_id.is_not(None))))
 
 
-async def leads_of(session: AsyncSession, team: str | None) -> list[Staff]:
-    """The team lead(s) who confirm; a team without one has its supervisor(s) do it."""
-    for role in (Role.TEAM_LEAD.value, Role.SUPERVISOR.value):
-        people = list(await session.scalars(select(Staff).where(Staff.role == role, Staff.team == team,
-                                                                Staff.active.is_(True))))
-        if people:
-            return people
-    return []
-
-
 async def running_for(session: AsyncSession, staff_id: int) -> Handover | None:
     """The handover under way for ``staff_id`` leaving, if any."""
     running: Handover | None = await session.scalar(select(Handover).where(

@@ -26,8 +26,8 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.errors import Forbidden, NotFound
 from bot.services.actor import StaffView
+from bot.services.errors import Forbidden, NotFound
 from bot.storage.models import (
     Assignment,
     Case,
