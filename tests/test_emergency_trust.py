@@ -247,6 +247,7 @@ async def after_pin(harness: BotHarness, user: FakeUser, pin: str) -> list[list[
         harness.updates.command(user, "/safe"),
         harness.updates.text(user, "1234"),
         harness.updates.location(user, 31.2410, 121.4810, live_period=900),
+        harness.updates.edited_live_location(user, 31.2415, 121.4815),  # the live location moves
         harness.updates.command(user, "/pin"),
         harness.updates.text(user, "1234"),
         harness.updates.text(user, "2468"),
@@ -278,8 +279,9 @@ async def test_after_the_duress_pin_the_phone_shows_what_it_would_after_the_safe
     assert duress_run == safe_run
     assert [s[0][1] for s in safe_run[3:5]] == ["First enter your current safety PIN:",
                                                "Sorry, I did not understand that. Use the menu below or send /help."]
-    assert safe_run[13][0][1] == "An alarm is open: PINs cannot be changed now. When you are safe, use \"I'm safe\"."
-    assert safe_run[14][0][1] == "📍 Your location was passed on."
+    assert safe_run[8] == []  # a moving live location: nothing to see
+    assert safe_run[14][0][1] == "An alarm is open: PINs cannot be changed now. When you are safe, use \"I'm safe\"."
+    assert safe_run[15][0][1] == "📍 Your location was passed on."
     await wait(harness, 5)
     assert harness.api.texts(ANN.id)[before_ann:] == harness.api.texts(BOB.id)[before_bob:]
 
@@ -288,7 +290,7 @@ async def test_after_the_duress_pin_the_phone_shows_what_it_would_after_the_safe
     assert (bobs.status, bobs.duress, bobs.resolved_at) == ("open", True, None)
     assert (bobs.lat, bobs.lon) == (31.2430, 121.4830)
     kinds = [e.kind for e in await events(harness, 3)]
-    assert kinds.count("location") == 4 and kinds.count("duress") == 1
+    assert kinds.count("location") == 5 and kinds.count("duress") == 1
     assert [(await incident(harness, n)).resolution for n in (1, 2)] == ["collector_safe", "collector_safe"]
     level = bobs.level
     lead_alerts = len(alerts(harness, LEAD))

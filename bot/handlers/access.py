@@ -79,8 +79,12 @@ async def identify(update: Update, context: FieldbotContext) -> None:
         view = StaffView.of(staff) if staff is not None else None
         flow = await flows.current(session, view.id) if view is not None else None
         alarm = await incidents.open_for(session, view.id) if view is not None else None
+        live_location = update.edited_message is not None and update.edited_message.location is not None
+        # A live location feeds any open alarm, also one a duress PIN hid from the collector's screen.
+        feeds_alarm = live_location and view is not None and (
+            alarm is not None or await incidents.any_open_for(session, view.id) is not None)
     remember(update, Caller(view, flow, alarm.id if alarm is not None else None))
-    if update.edited_message is not None and (alarm is None or update.edited_message.location is None):
+    if update.edited_message is not None and not feeds_alarm:
         raise ApplicationHandlerStop  # an edited old message is not a new answer; live locations feed an alarm
     default = runtime.settings.default_locale
     context.staff = view
