@@ -276,6 +276,16 @@ async def _tell(session: AsyncSession, people: Sequence[Staff], key: str, *, now
                              priority=priority, buttons=buttons)
 
 
+async def _tell_owner(session: AsyncSession, incident: Incident, key: str, *, now: datetime, kind: str,
+                      **params: Any) -> None:
+    """Tell the incident's owner (if someone owns it), with the button that resolves it."""
+    owner = await session.get(Staff, incident.owner_id) if incident.owner_id is not None else None
+    if owner is not None:
+        t = t_for(owner)
+        await _tell(session, [owner], key, now=now, kind=kind, id=incident.id,
+                    buttons=[[(t("incident.resolve"), AlarmResolve(incident_id=incident.id).pack())]], **params)
+
+
 async def acknowledge(session: AsyncSession, staff: StaffView, incident_id: int, *, now: datetime,
                       policy: Policy) -> Incident:
     """The first responder to press "I'm on it" owns the incident; everyone else and the collector hear who.
@@ -343,13 +353,9 @@ async def pins_locked(session: AsyncSession, collector: StaffView, *, now: datet
     await event(session, incident, "pins_locked", now=now, staff_id=collector.id)
     if incident.status == IncidentStatus.OPEN.value:
         await _escalate(session, incident, now=now, policy=policy, reason="pins_locked")
-    elif incident.owner_id is not None:
-        owner = await session.get(Staff, incident.owner_id)
-        if owner is not None:
-            t = t_for(owner)
-            await _tell(session, [owner], N_("incident.pins_locked"), now=now, kind="incident.pins_locked",
-                        id=incident.id, collector=person.name,
-                        buttons=[[(t("incident.resolve"), AlarmResolve(incident_id=incident.id).pack())]])
+    else:
+        await _tell_owner(session, incident, N_("incident.pins_locked"), now=now, kind="incident.pins_locked",
+                          collector=person.name)
     return incident
 
 
@@ -469,13 +475,9 @@ async def collector_safe(session: AsyncSession, collector: StaffView, *, duress:
             await _close(session, incident, resolution="collector_safe", note="", by=collector.id, now=now)
         else:  # raised again after a duress PIN: the safety PIN cannot stand duress down, but looks as if it did
             await event(session, incident, HIDDEN, now=now, staff_id=collector.id)
-    elif incident.owner_id is not None:
-        owner = await session.get(Staff, incident.owner_id)
-        if owner is not None:
-            t = t_for(owner)
-            await _tell(session, [owner], N_("incident.collector_says_safe"), now=now, kind="incident.safe",
-                        collector=collector.name, id=incident.id,
-                        buttons=[[(t("incident.resolve"), AlarmResolve(incident_id=incident.id).pack())]])
+    else:
+        await _tell_owner(session, incident, N_("incident.collector_says_safe"), now=now, kind="incident.safe",
+                          collector=collector.name)
     return incident
 
 

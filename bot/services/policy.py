@@ -330,22 +330,25 @@ async def handover_subject(session: AsyncSession, handover_id: int, action: Acti
                    named_ids=named)
 
 
+async def _within_handover(session: AsyncSession, kind: str, part_id: int, handover_id: int,
+                           action: Action | None) -> Subject:
+    """A part of a handover (an item, a flagged issue) is judged as the handover it belongs to."""
+    whole = await handover_subject(session, handover_id, action)
+    return Subject(kind, part_id, owner_ids=whole.owner_ids, team=whole.team, named_ids=whole.named_ids)
+
+
 async def handover_item_subject(session: AsyncSession, item_id: int, action: Action | None = None) -> Subject:
     item = await session.get(HandoverItem, item_id)
     if item is None:
         raise NotFound()
-    subject = await handover_subject(session, item.handover_id, action)
-    return Subject("handover_item", item_id, owner_ids=subject.owner_ids, team=subject.team,
-                   named_ids=subject.named_ids)
+    return await _within_handover(session, "handover_item", item_id, item.handover_id, action)
 
 
 async def handover_issue_subject(session: AsyncSession, issue_id: int, action: Action | None = None) -> Subject:
     issue = await session.get(HandoverIssue, issue_id)
     if issue is None:
         raise NotFound()
-    subject = await handover_subject(session, issue.handover_id, action)
-    return Subject("handover_issue", issue_id, owner_ids=subject.owner_ids, team=subject.team,
-                   named_ids=subject.named_ids)
+    return await _within_handover(session, "handover_issue", issue_id, issue.handover_id, action)
 
 
 async def staff_subject(session: AsyncSession, staff_id: int, action: Action | None = None) -> Subject:
