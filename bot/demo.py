@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from bot import buttons as b
+from bot.buttons import Button, parse
 from bot.clock import ManualClock
 from bot.i18n import translator
 from bot.sandbox.botapi import ApiCall
@@ -129,11 +131,9 @@ async def scene_intake(demo: Demo) -> None:
 
     boss = demo.person(9001, demo.people[9001])
     calls = await demo.command(boss, "/assign")
-    first_case = next(b["callback_data"] for row in calls[-1].params["reply_markup"]["inline_keyboard"]
-                      for b in row if b["callback_data"].startswith("asg:c:"))
+    first_case = _button(calls[-1:], b.AssignPickCase)["callback_data"]
     calls = await demo.press(boss, first_case, "ZS-0001")
-    collector_button = next(b for row in calls[-1].params["reply_markup"]["inline_keyboard"] for b in row
-                            if b["callback_data"].startswith("asg:to:"))
+    collector_button = _button(calls[-1:], b.AssignTo)
     await demo.press(boss, collector_button["callback_data"], collector_button["text"])
     demo.note(t("demo.outbox"))
     before = len(demo.harness.api.calls)
@@ -141,16 +141,17 @@ async def scene_intake(demo: Demo) -> None:
     demo.show(demo.harness.api.calls[before:])
 
 
-def _button(calls: Sequence[ApiCall], prefix: str) -> dict[str, Any]:
-    """The first inline button (text and data) whose data starts with ``prefix`` in the last keyboard shown."""
+def _button(calls: Sequence[ApiCall], kind: type[Button], target: int | None = None) -> dict[str, Any]:
+    """The first inline button (text and data) of ``kind`` (about ``target``) in the last keyboard shown."""
     for call in reversed(calls):
         markup = call.params.get("reply_markup")
         if isinstance(markup, dict) and "inline_keyboard" in markup:
             for row in markup["inline_keyboard"]:
                 for button in row:
-                    if str(button.get("callback_data", "")).startswith(prefix):
+                    pressed = parse(str(button.get("callback_data", "")))
+                    if isinstance(pressed, kind) and target in (None, pressed.target_id):
                         return dict(button)
-    raise LookupError(prefix)
+    raise LookupError(kind.__name__)
 
 
 async def scene_visit(demo: Demo) -> None:
@@ -159,25 +160,25 @@ async def scene_visit(demo: Demo) -> None:
     collector = demo.person(9002, demo.people[9002])
     boss = demo.person(9001, demo.people[9001])
     calls = await demo.command(collector, "/visits")
-    card = _button(calls, "v:card:")
+    card = _button(calls, b.CaseCard)
     calls = await demo.press(collector, card["callback_data"], card["text"])
-    start = _button(calls, "v:in:")
+    start = _button(calls, b.CheckIn)
     await demo.press(collector, start["callback_data"], start["text"])
     await demo.send(collector, h.updates.location(collector, 31.2349, 121.5061), "📍 (31.2349, 121.5061)")
-    await demo.press(collector, "v:dur:60", t("visit.minutes", minutes=60))
-    await demo.press(collector, "v:code:PTP", t("code.PTP"))
+    await demo.press(collector, b.VisitDuration(minutes=b.Word("60")).pack(), t("visit.minutes", minutes=60))
+    await demo.press(collector, b.ResultCode(code=b.Code("PTP")).pack(), t("code.PTP"))
     await demo.say(collector, "1,200元")
     await demo.say(collector, "abc" if demo.lang == "en" else "下周")
     await demo.say(collector, "12-3")
     await demo.send(collector, h.photo_update(collector, b"\xff\xd8 demo door photo"), "🖼 (photo)")
     await demo.send(collector, h.voice_update(collector, b"OggS demo recording"), "🎙 (voice note, 0:42)")
-    await demo.press(collector, "v:done", t("visit.evidence_done"))
-    await demo.press(collector, "v:file", t("visit.file"))
+    await demo.press(collector, b.EvidenceDone().pack(), t("visit.evidence_done"))
+    await demo.press(collector, b.FileReport().pack(), t("visit.file"))
     demo.note(t("demo.outbox"))
     before = len(h.api.calls)
     await h.deliver_outbox()
     demo.show(h.api.calls[before:])
-    approve = _button(h.api.calls[before:], "rv:ok:")
+    approve = _button(h.api.calls[before:], b.ReviewApprove)
     await demo.press(boss, approve["callback_data"], approve["text"])
     before = len(h.api.calls)
     await h.deliver_outbox()
@@ -209,15 +210,15 @@ async def scene_deadlines(demo: Demo) -> None:
     demo.note(f"$ fieldbot assign ZS-0002 --to {demo.people[9002]}")
     await _tick(demo, "2026-11-04T09:00")
     calls = await demo.command(collector, "/visits")
-    card = _button(calls, f"v:card:{case_id}")
+    card = _button(calls, b.CaseCard, case_id)
     calls = await demo.press(collector, card["callback_data"], card["text"])
-    await demo.press(collector, f"v:ext:{case_id}", _button(calls, "v:ext:")["text"])
+    await demo.press(collector, b.ExtensionAsk(case_id=case_id).pack(), _button(calls, b.ExtensionAsk)["text"])
     await demo.say(collector, "客户本周出差，周五回来" if demo.lang == "zh_CN" else "The debtor is away until Friday")
     await demo.say(collector, "11-6")
     before = len(h.api.calls)
     await h.deliver_outbox()
     demo.show(h.api.calls[before:])
-    approve = _button(h.api.calls[before:], "ex:ok:")
+    approve = _button(h.api.calls[before:], b.ExtensionApprove)
     await demo.press(boss, approve["callback_data"], approve["text"])
     await _tick(demo, "2026-11-04T09:30")
     await _tick(demo, "2026-11-06T09:00")
@@ -238,12 +239,13 @@ async def scene_emergency(demo: Demo) -> None:
     await demo.command(collector, "/sos")
     await demo.send(collector, h.updates.location(collector, 31.1880, 121.4370, live_period=900), "📍 (live)")
     await _tick(demo, "2026-12-04T09:08")
-    alert = _button(h.api.sent("sendMessage", lead.id), "sos:ack:")
+    alert = _button(h.api.sent("sendMessage", lead.id), b.AlarmAcknowledge)
     await demo.press(lead, alert["callback_data"], alert["text"])
     await _tick(demo, "2026-12-04T09:20")
-    incident_id = alert["callback_data"].split(":")[2]
-    await demo.press(lead, f"sos:res:{incident_id}", t("incident.resolve"))
-    await demo.press(lead, f"sos:rr:{incident_id}:resolved_safely", t("resolution.resolved_safely"))
+    incident_id = b.AlarmAcknowledge.unpack(alert["callback_data"]).incident_id
+    await demo.press(lead, b.AlarmResolve(incident_id=incident_id).pack(), t("incident.resolve"))
+    resolution = b.AlarmResolution(incident_id=incident_id, resolution=b.Word("resolved_safely"))
+    await demo.press(lead, resolution.pack(), t("resolution.resolved_safely"))
     await demo.say(lead, "已电话确认张三安全离开" if demo.lang == "zh_CN" else "Called Zhang San: he left safely")
     await _tick(demo, "2026-12-04T09:30")
     del boss
@@ -258,29 +260,29 @@ async def scene_handover(demo: Demo) -> None:
     successor = demo.person(9007, "赵六" if demo.lang == "zh_CN" else "Zhao Liu")
     await h.onboard(successor, demo.people[9007], Role.COLLECTOR, team="A", supervisor_id=demo.staff_ids["supervisor"])
     await demo.command(boss, "/handover")
-    await demo.press(boss, f"ho:from:{demo.staff_ids['collector']}", demo.people[9002])
-    calls = await demo.press(boss, _button(h.api.calls[-3:], "ho:succ:")["callback_data"], demo.people[9007])
-    await demo.press(boss, "ho:go", _button(calls, "ho:go")["text"])
+    await demo.press(boss, b.HandoverFrom(staff_id=demo.staff_ids["collector"]).pack(), demo.people[9002])
+    calls = await demo.press(boss, _button(h.api.calls[-3:], b.HandoverSuccessor)["callback_data"], demo.people[9007])
+    await demo.press(boss, b.HandoverGo().pack(), _button(calls, b.HandoverGo)["text"])
     before = len(h.api.calls)
     await h.deliver_outbox()
     demo.show(h.api.calls[before:])
-    calls = await demo.press(collector, "ho:list", t("handover.open_list"))
+    calls = await demo.press(collector, b.HandoverChecklist().pack(), t("handover.open_list"))
     while True:
         try:
-            item = _button(calls, "ho:ok:")
+            item = _button(calls, b.HandoverItemDone)
         except LookupError:
             break
         calls = await demo.press(collector, item["callback_data"], item["text"])
     before = len(h.api.calls)
     await h.deliver_outbox()
     demo.show(h.api.calls[before:])
-    review = _button(h.api.calls[before:], "ho:rev:")
+    review = _button(h.api.calls[before:], b.HandoverReview)
     calls = await demo.press(lead, review["callback_data"], review["text"])
-    await demo.press(lead, _button(calls, "ho:lok:")["callback_data"], t("handover.confirm_all"))
+    await demo.press(lead, _button(calls, b.HandoverLeadOk)["callback_data"], t("handover.confirm_all"))
     before = len(h.api.calls)
     await h.deliver_outbox()
     demo.show(h.api.calls[before:])
-    receive = _button(h.api.calls[before:], "ho:rcv:")
+    receive = _button(h.api.calls[before:], b.HandoverReceive)
     await demo.press(successor, receive["callback_data"], receive["text"])
     before = len(h.api.calls)
     await h.deliver_outbox()

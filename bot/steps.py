@@ -1,7 +1,7 @@
 """Every multi-step conversation's steps, one enum per flow; the enum's class names its flow.
 
 A saved flow state (``flow_states``) is a flow name and a step. Handlers route on them with
-``InStep(VisitStep.FIELD)`` and services save them with ``flows.save(session, staff_id, VisitStep.FIELD, ...)``,
+``AtStep(VisitStep.FIELD)`` and services save them with ``flows.enter(session, staff_id, VisitStep.FIELD, ...)``,
 so the set of steps is declared here once and a typo is an ``AttributeError``, not a silent non-match.
 No Telegram import here: services use it.
 """

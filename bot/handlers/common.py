@@ -1,4 +1,4 @@
-"""Small helpers every flow handler uses: replying with a translated template, role checks."""
+"""Small helpers every flow handler uses: replying with a translated template, declaring the action served."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from bot.context import FieldbotContext
 from bot.services import audit, flows, inbox, policy
 from bot.services.errors import AlreadyDone, DomainError, Forbidden
 from bot.steps import Step
-from bot.storage.models import Role
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +60,6 @@ async def refuse(update: Update, context: FieldbotContext, error: DomainError, *
             log.info("could not answer the button with the refusal: %s", exc)
     if update.effective_chat is not None:
         await context.bot.send_message(update.effective_chat.id, text)
-
-
-def require_role(*roles: Role) -> Callable[[C], C]:
-    """Refuse the update unless the staff member's role (read from the database this update) is allowed."""
-
-    def decorate(callback: C) -> C:
-        @functools.wraps(callback)
-        async def wrapper(update: Update, context: FieldbotContext) -> Any:
-            staff = context.staff
-            if staff is None or staff.role not in roles:
-                log.warning("role refused: staff=%s role=%s wanted=%s handler=%s",
-                            staff.id if staff else None, staff.role if staff else None,
-                            [r.value for r in roles], callback.__name__)
-                await refuse(update, context, Forbidden(), what=callback.__name__)
-                raise ApplicationHandlerStop
-            return await callback(update, context)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
 
 
 def serves(action: policy.Action) -> Callable[[C], C]:

@@ -55,21 +55,6 @@ class RoleIs(filters.UpdateFilter):
         return caller is not None and caller.staff is not None and caller.staff.role in self.roles
 
 
-class InStep(filters.UpdateFilter):
-    """The sender's saved conversation is at ``flow`` (and ``step``, if given)."""
-
-    def __init__(self, flow: str, *steps: str) -> None:
-        super().__init__(name=f"InStep({flow}:{','.join(steps)})")
-        self.flow = flow
-        self.steps = steps
-
-    def filter(self, update: Update) -> bool:
-        caller = caller_of(update)
-        if caller is None or caller.flow is None or caller.flow.flow != self.flow:
-            return False
-        return not self.steps or caller.flow.step in self.steps
-
-
 class HasOpenAlarm(filters.UpdateFilter):
     """The sender has an open emergency (their locations then go to it)."""
 

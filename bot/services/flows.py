@@ -34,7 +34,7 @@ async def current(session: AsyncSession, staff_id: int) -> FlowView | None:
     return FlowView(row.flow, row.step, dict(row.data)) if row is not None else None
 
 
-async def save(session: AsyncSession, staff_id: int, flow: str, step: str, data: dict[str, Any], *,
+async def _save(session: AsyncSession, staff_id: int, flow: str, step: str, data: dict[str, Any], *,
                now: datetime) -> None:
     row = await session.get(FlowState, staff_id)
     if row is None:
@@ -46,7 +46,7 @@ async def save(session: AsyncSession, staff_id: int, flow: str, step: str, data:
 
 async def enter(session: AsyncSession, staff_id: int, step: Step, data: dict[str, Any], *, now: datetime) -> None:
     """Save that the person is now at ``step`` (of its flow) with the answers so far."""
-    await save(session, staff_id, step.flow, step.value, data, now=now)
+    await _save(session, staff_id, step.flow, step.value, data, now=now)
 
 
 async def clear(session: AsyncSession, staff_id: int, flow: str | None = None) -> None:
