@@ -2,18 +2,21 @@
 
 Each entry's hash covers its sequence number, time, actor, action, object, details and the hash of
 the entry before it. :func:`verify` recomputes the chain and names the first entry that does not fit.
+A transaction reads the chain's head once (under the chain lock) and links its own entries in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from bot.storage.db import Database
 from bot.storage.models import AuditEntry
@@ -46,6 +49,44 @@ def entry_hash(
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+_HEAD = "fieldbot_audit_head"  # session.info: (seq, hash) of the newest entry, this transaction included
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session: Session, _transaction: SessionTransaction) -> None:
+    """The in-memory chain head lives as long as the transaction (a savepoint included) that read it."""
+    session.info.pop(_HEAD, None)
+
+
+async def _head(session: AsyncSession) -> tuple[int, str]:
+    """The chain's head for this transaction: read (under the chain lock) once, then kept in memory.
+
+    SQLite write transactions already hold the database's write lock (``BEGIN IMMEDIATE``); on
+    PostgreSQL a transaction-scoped advisory lock serialises appenders until commit or rollback.
+    """
+    head: tuple[int, str] | None = session.info.get(_HEAD)
+    if head is not None:
+        return head
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+    last = (
+        await session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
+    ).first()
+    return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
+
+def _chained(head: tuple[int, str], *, action: str, object_type: str, object_id: object | None,
+             actor_id: int | None, details: dict[str, Any] | None, at: datetime) -> dict[str, Any]:
+    seq, prev = head[0] + 1, head[1]
+    at = at.astimezone(UTC)
+    oid = None if object_id is None else str(object_id)
+    body = canonical_details(details)
+    return {"seq": seq, "at": at, "actor_id": actor_id, "action": action, "object_type": object_type,
+            "object_id": oid, "details": body, "prev_hash": prev,
+            "hash": entry_hash(seq=seq, at=at, actor_id=actor_id, action=action, object_type=object_type,
+                               object_id=oid, details=body, prev_hash=prev)}
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -56,31 +97,43 @@ async def record(
     details: dict[str, Any] | None = None,
     at: datetime,
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
-    last = (
-        await session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
-    ).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    at = at.astimezone(UTC)
-    oid = None if object_id is None else str(object_id)
-    body = canonical_details(details)
-    entry = AuditEntry(
-        seq=seq,
-        at=at,
-        actor_id=actor_id,
-        action=action,
-        object_type=object_type,
-        object_id=oid,
-        details=body,
-        prev_hash=prev,
-        hash=entry_hash(seq=seq, at=at, actor_id=actor_id, action=action, object_type=object_type,
-                        object_id=oid, details=body, prev_hash=prev),
-    )
+    """Append one entry in the caller's transaction.
+
+    The head is read once per transaction and the chain continued in memory; the entry is written
+    with the transaction's next flush (the inserts of one flush go out together).
+    """
+    values = _chained(await _head(session), action=action, object_type=object_type, object_id=object_id,
+                      actor_id=actor_id, details=details, at=at)
+    entry = AuditEntry(**values)
     session.add(entry)
-    await session.flush()
+    session.info[_HEAD] = (values["seq"], values["hash"])
     return entry
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One entry for :func:`record_many`."""
+
+    action: str
+    object_type: str
+    object_id: object | None = None
+    actor_id: int | None = None
+    details: dict[str, Any] | None = None
+
+
+async def record_many(session: AsyncSession, entries: Iterable[Pending], *, at: datetime) -> int:
+    """Append many entries in the caller's transaction with one multi-row insert; returns how many."""
+    head = await _head(session)
+    rows = []
+    for e in entries:
+        values = _chained(head, action=e.action, object_type=e.object_type, object_id=e.object_id,
+                          actor_id=e.actor_id, details=e.details, at=at)
+        rows.append(values)
+        head = (values["seq"], values["hash"])
+    if rows:
+        await session.execute(insert(AuditEntry), rows)
+        session.info[_HEAD] = head
+    return len(rows)
 
 
 @dataclass(frozen=True)

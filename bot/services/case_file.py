@@ -32,6 +32,7 @@ Row numbers
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -40,11 +41,11 @@ import re
 import unicodedata
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from bot.services.masking import mask_id_number
 from bot.services.parsing import (
@@ -65,11 +66,15 @@ __all__ = [
     "REJECTS_REASON_HEADER",
     "REJECTS_ROW_HEADER",
     "CaseFileError",
+    "CaseFileStream",
     "CaseRow",
     "RawTable",
     "Reject",
+    "Rejection",
+    "RowChecker",
     "ValidationResult",
     "map_header",
+    "open_case_file",
     "read_case_file",
     "validate_rows",
     "write_rejects_csv",
@@ -249,7 +254,12 @@ _DELIMITERS: Final = (",", "\t", ";")
 
 
 def read_case_file(data: bytes, filename: str, *, sheet: str | None = None) -> RawTable:
-    """Read a bank's case file into a :class:`RawTable`.
+    """Read a bank's case file, every row held, into a :class:`RawTable` (see :func:`open_case_file`)."""
+    return _build_table(open_case_file(data, filename, sheet=sheet))
+
+
+def open_case_file(data: bytes, filename: str, *, sheet: str | None = None) -> CaseFileStream:
+    """Open a bank's case file for reading row by row (:class:`CaseFileStream`).
 
     The format is detected from *data*; *filename* is only used in error
     details. *sheet* picks an XLSX worksheet by name (exact, else ignoring
@@ -263,7 +273,7 @@ def read_case_file(data: bytes, filename: str, *, sheet: str | None = None) -> R
     if not data.strip(b" \t\r\n\x00\x1a").removeprefix(b"\xef\xbb\xbf").strip():
         raise CaseFileError("empty", f"{filename}: the file is empty")
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return _read_xlsx(data, filename, sheet)
+        return _open_xlsx(data, filename, sheet)
     if data.startswith(_OLE_MAGIC):
         raise CaseFileError(
             "unknown_format",
@@ -272,7 +282,7 @@ def read_case_file(data: bytes, filename: str, *, sheet: str | None = None) -> R
     for magic, what in _OTHER_MAGIC:
         if data.startswith(magic):
             raise CaseFileError("unknown_format", f"{filename}: this is {what}, not a spreadsheet")
-    return _read_csv(data, filename)
+    return _open_csv(data, filename)
 
 
 def _cell_text(value: object) -> str:
@@ -302,70 +312,107 @@ def _is_blank(value: object) -> bool:
     return clean_text(_cell_text(value)) == ""
 
 
-def _build_table(
-    records: Iterable[tuple[int, Sequence[object]]],
-    *,
-    filename: str,
-    fmt: str,
-    encoding: str | None = None,
-    sheet: str | None = None,
-    delimiter: str | None = None,
-) -> RawTable:
-    iterator = iter(records)
-    header_cells: list[str] | None = None
-    header_row = 0
-    mapping: dict[str, int] = {}
-    scanned = 0
-    for row_number, cells in iterator:
-        if all(_is_blank(c) for c in cells):
-            continue
-        texts = [clean_text(_cell_text(c)) for c in cells]
-        found = map_header(texts)
-        if all(f in found for f in _HEADER_REQUIRED):
-            header_cells, header_row, mapping = texts, row_number, found
-            break
-        scanned += 1
-        if scanned >= _HEADER_SCAN_ROWS:
-            break
-    if header_cells is None:
-        if scanned == 0:
-            raise CaseFileError("empty", f"{filename}: the file has no rows")
-        raise CaseFileError(
-            "no_header",
-            f"{filename}: none of the first {_HEADER_SCAN_ROWS} rows has columns for case number, "
-            "debtor name and address",
+Records = Callable[[], Iterator[tuple[int, Sequence[object]]]]
+
+
+class CaseFileStream:
+    """A case file read row by row: only the header is kept; :meth:`rows` reads the file again each time.
+
+    ``column_index``: canonical field name → column position. :attr:`headers` grows with the widest
+    data row seen so far, so it is final after one full pass of :meth:`rows`.
+    """
+
+    def __init__(self, records: Records, *, filename: str, fmt: str, encoding: str | None = None,
+                 sheet: str | None = None, delimiter: str | None = None) -> None:
+        self._records = records
+        self.filename, self.format, self.encoding, self.sheet, self.delimiter = (
+            filename, fmt, encoding, sheet, delimiter)
+        header_cells: list[str] | None = None
+        header_row = 0
+        mapping: dict[str, int] = {}
+        scanned = 0
+        for row_number, cells in records():
+            if all(_is_blank(c) for c in cells):
+                continue
+            texts = [clean_text(_cell_text(c)) for c in cells]
+            found = map_header(texts)
+            if all(f in found for f in _HEADER_REQUIRED):
+                header_cells, header_row, mapping = texts, row_number, found
+                break
+            scanned += 1
+            if scanned >= _HEADER_SCAN_ROWS:
+                break
+        if header_cells is None:
+            if scanned == 0:
+                raise CaseFileError("empty", f"{filename}: the file has no rows")
+            raise CaseFileError(
+                "no_header",
+                f"{filename}: none of the first {_HEADER_SCAN_ROWS} rows has columns for case number, "
+                "debtor name and address",
+            )
+        while header_cells and not header_cells[-1]:
+            header_cells.pop()
+        self.header_cells = header_cells
+        self.header_row = header_row
+        self.column_index = mapping
+        self.width = len(header_cells)
+
+    def rows(self) -> Iterator[tuple[int, list[object]]]:
+        """``(row_number, values)`` of every non-empty data row, trailing empty cells cut."""
+        try:
+            for row_number, cells in self._records():
+                if row_number <= self.header_row or all(_is_blank(c) for c in cells):
+                    continue
+                values = ["" if c is None else c for c in cells]
+                while values and _is_blank(values[-1]):
+                    values.pop()
+                if len(values) > self.width:
+                    self.width = len(values)
+                yield row_number, values
+        except csv.Error as exc:
+            raise CaseFileError("unreadable", f"{self.filename}: malformed CSV ({exc})") from exc
+
+    @property
+    def headers(self) -> list[str]:
+        return _unique_headers(self.header_cells + [""] * (self.width - len(self.header_cells)))
+
+    def table(self, rows: list[tuple[int, dict[str, str | object]]] | None = None) -> RawTable:
+        headers = self.headers
+        return RawTable(
+            headers=headers,
+            rows=rows or [],
+            format=self.format,
+            encoding=self.encoding,
+            column_map={name: headers[index] for name, index in self.column_index.items()},
+            header_row=self.header_row,
+            sheet=self.sheet,
+            delimiter=self.delimiter,
         )
 
-    while header_cells and not header_cells[-1]:
-        header_cells.pop()
-    data_rows: list[tuple[int, list[object]]] = []
-    width = len(header_cells)
-    for row_number, cells in iterator:
-        if all(_is_blank(c) for c in cells):
-            continue
-        values = ["" if c is None else c for c in cells]
-        while values and _is_blank(values[-1]):
-            values.pop()
-        width = max(width, len(values))
-        data_rows.append((row_number, values))
-    if not data_rows:
-        raise CaseFileError("empty", f"{filename}: there are no data rows under the header")
+    def as_dict(self, values: Sequence[object]) -> dict[str, str | object]:
+        headers = self.headers
+        return dict(zip(headers, list(values) + [""] * (len(headers) - len(values)), strict=True))
 
-    headers = _unique_headers(header_cells + [""] * (width - len(header_cells)))
-    rows: list[tuple[int, dict[str, str | object]]] = []
-    for row_number, values in data_rows:
-        padded = values + [""] * (width - len(values))
-        rows.append((row_number, dict(zip(headers, padded, strict=True))))
-    return RawTable(
-        headers=headers,
-        rows=rows,
-        format=fmt,
-        encoding=encoding,
-        column_map={name: headers[index] for name, index in mapping.items()},
-        header_row=header_row,
-        sheet=sheet,
-        delimiter=delimiter,
-    )
+    def reject(self, row_number: int, values: Sequence[object], rejection: Rejection) -> Reject:
+        """The :class:`Reject` of one row (call after a full pass, when :attr:`headers` is final)."""
+        original = {h: clean_text(_cell_text(v)) for h, v in self.as_dict(values).items()}
+        id_index = self.column_index.get("id_number")
+        if id_index is not None:
+            id_header = self.headers[id_index]
+            if original.get(id_header):
+                original[id_header] = mask_id_number(original[id_header])
+        return Reject(row_number, original, rejection.reason, dict(rejection.params))
+
+    def checker(self, *, default_bank: str | None,
+                known_assignee: Callable[[str], bool] | None = None) -> RowChecker:
+        return RowChecker(self.column_index, default_bank=default_bank, known_assignee=known_assignee)
+
+
+def _build_table(stream: CaseFileStream) -> RawTable:
+    data_rows = list(stream.rows())
+    if not data_rows:
+        raise CaseFileError("empty", f"{stream.filename}: there are no data rows under the header")
+    return stream.table([(row_number, stream.as_dict(values)) for row_number, values in data_rows])
 
 
 def _unique_headers(cells: list[str]) -> list[str]:
@@ -383,7 +430,7 @@ def _unique_headers(cells: list[str]) -> list[str]:
     return result
 
 
-def _read_xlsx(data: bytes, filename: str, sheet: str | None) -> RawTable:
+def _open_xlsx(data: bytes, filename: str, sheet: str | None) -> CaseFileStream:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
@@ -396,78 +443,106 @@ def _read_xlsx(data: bytes, filename: str, sheet: str | None) -> RawTable:
     with warnings.catch_warnings():
         # openpyxl warns about every unsupported extension (data validation, slicers...).
         warnings.simplefilter("ignore", UserWarning)
-        title, records = _xlsx_records(data, filename, sheet)
-    return _build_table(records, filename=filename, fmt="xlsx", sheet=title)
+        workbook = _open_workbook(data, filename)
+        try:
+            title = str(_pick_sheet(workbook, filename, sheet).title)
+        finally:
+            workbook.close()
+
+    def records() -> Iterator[tuple[int, Sequence[object]]]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            book = _open_workbook(data, filename)
+            try:
+                worksheet = book[title]
+                # Generators often write a wrong <dimension>; don't trust it.
+                worksheet.reset_dimensions()
+                rows = enumerate(worksheet.iter_rows(min_row=1, values_only=True), start=1)
+                while True:
+                    try:
+                        row = next(rows)
+                    except StopIteration:
+                        return
+                    except Exception as exc:
+                        raise CaseFileError("unreadable", f"{filename}: cannot read sheet {title!r} ({exc})") from exc
+                    yield row
+            finally:
+                book.close()
+
+    return CaseFileStream(records, filename=filename, fmt="xlsx", sheet=title)
 
 
-def _xlsx_records(
-    data: bytes, filename: str, sheet: str | None
-) -> tuple[str, list[tuple[int, tuple[object, ...]]]]:
+def _open_workbook(data: bytes, filename: str) -> Any:
     import openpyxl  # local import: CSV-only callers don't pay for it
 
     try:
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds of errors on broken files
         raise CaseFileError("unreadable", f"{filename}: cannot open workbook ({exc})") from exc
-    try:
-        worksheets = list(workbook.worksheets)
-        if not worksheets:
-            raise CaseFileError("empty", f"{filename}: the workbook has no worksheets")
-        if sheet is None:
-            worksheet = worksheets[0]
-        else:
-            wanted = clean_text(sheet).casefold()
-            matches = [ws for ws in worksheets if ws.title == sheet] or [
-                ws for ws in worksheets if clean_text(ws.title).casefold() == wanted
-            ]
-            if not matches:
-                names = ", ".join(str(ws.title) for ws in worksheets)
-                raise CaseFileError("unknown_sheet", f"{filename}: no sheet {sheet!r}; sheets are {names}")
-            worksheet = matches[0]
-        title = str(worksheet.title)
-        try:
-            # Generators often write a wrong <dimension>; don't trust it.
-            worksheet.reset_dimensions()
-            records = [
-                (number, tuple(row))
-                for number, row in enumerate(worksheet.iter_rows(min_row=1, values_only=True), start=1)
-            ]
-        except Exception as exc:
-            raise CaseFileError("unreadable", f"{filename}: cannot read sheet {title!r} ({exc})") from exc
-    finally:
-        workbook.close()
-    return title, records
 
 
-def _decode(data: bytes, filename: str) -> tuple[str, str]:
+def _pick_sheet(workbook: Any, filename: str, sheet: str | None) -> Any:
+    worksheets = list(workbook.worksheets)
+    if not worksheets:
+        raise CaseFileError("empty", f"{filename}: the workbook has no worksheets")
+    if sheet is None:
+        return worksheets[0]
+    wanted = clean_text(sheet).casefold()
+    matches = [ws for ws in worksheets if ws.title == sheet] or [
+        ws for ws in worksheets if clean_text(ws.title).casefold() == wanted
+    ]
+    if not matches:
+        names = ", ".join(str(ws.title) for ws in worksheets)
+        raise CaseFileError("unknown_sheet", f"{filename}: no sheet {sheet!r}; sheets are {names}")
+    return matches[0]
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_DECODE_CHUNK = 1 << 20
+
+
+def _encoding_of(data: bytes, filename: str) -> str:
+    """The text encoding of a CSV file, checked over the whole file without holding the text."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         candidates: tuple[str, ...] = ("utf-16",)
     else:
         candidates = ("utf-8", "gb18030")
     for encoding in candidates:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        length = controls = 0
         try:
-            text = data.decode(encoding)
+            for start in range(0, len(data), _DECODE_CHUNK):
+                chunk = decoder.decode(data[start:start + _DECODE_CHUNK], final=start + _DECODE_CHUNK >= len(data))
+                if start == 0:
+                    chunk = chunk.removeprefix("\ufeff")
+                length += len(chunk)
+                controls += len(_CONTROLS.findall(chunk))
+                if "\x00" in chunk:
+                    raise CaseFileError("unreadable", f"{filename}: binary data, not a text/CSV file")
         except UnicodeDecodeError:
             continue
-        if encoding == "utf-8" and text.startswith("\ufeff"):
-            encoding = "utf-8-sig"
-        text = text.removeprefix("\ufeff").rstrip("\x1a")  # DOS end-of-file marker
-        controls = sum(1 for ch in text if (ch < " " and ch not in "\t\r\n") or ch == "\x7f")
-        if "\x00" in text or controls > max(2, len(text) // 200):
+        if controls > max(2, length // 200):
             raise CaseFileError("unreadable", f"{filename}: binary data, not a text/CSV file")
-        return text, encoding
+        if encoding == "utf-8" and data.startswith(b"\xef\xbb\xbf"):
+            encoding = "utf-8-sig"
+        return encoding
     raise CaseFileError(
         "unreadable", f"{filename}: text is neither UTF-8 nor GB18030/GBK; save it as CSV UTF-8 or .xlsx"
     )
 
 
-def _csv_records(text: str, delimiter: str) -> Iterable[tuple[int, list[str]]]:
-    return enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1)
+def _csv_records(data: bytes, encoding: str, delimiter: str) -> Iterator[tuple[int, Sequence[object]]]:
+    text = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+    for number, row in enumerate(csv.reader(text, delimiter=delimiter), start=1):
+        if row and "\x1a" in row[-1]:  # DOS end-of-file marker
+            row[-1] = row[-1].rstrip("\x1a")
+        yield number, row
 
 
-def _read_csv(data: bytes, filename: str) -> RawTable:
-    text, encoding = _decode(data, filename)
-    lowered = text.lstrip()[:512].lower()
+def _open_csv(data: bytes, filename: str) -> CaseFileStream:
+    encoding = _encoding_of(data, filename)
+    head = data[:2048].decode(encoding, errors="ignore").removeprefix("\ufeff")
+    lowered = head.lstrip()[:512].lower()
     if lowered.startswith(("<html", "<!doctype", "<?xml", "<table")):
         raise CaseFileError(
             "unknown_format", f"{filename}: HTML/XML saved with a spreadsheet name; save it as .xlsx or CSV"
@@ -476,15 +551,14 @@ def _read_csv(data: bytes, filename: str) -> RawTable:
         # The delimiter that yields a header with the most recognised columns wins.
         best: tuple[int, str] | None = None
         for delimiter in _DELIMITERS:
-            head = list(itertools.islice(_csv_records(text, delimiter), 50))
-            score = _header_score(head)
+            rows = [(n, [str(c) for c in cells]) for n, cells in itertools.islice(
+                _csv_records(data, encoding, delimiter), 50)]
+            score = _header_score(rows)
             if score and (best is None or score > best[0]):
                 best = (score, delimiter)
-        delimiter = best[1] if best else ","
-        return _build_table(
-            _csv_records(text, delimiter), filename=filename, fmt="csv", encoding=encoding,
-            delimiter=delimiter,
-        )
+        chosen = best[1] if best else ","
+        return CaseFileStream(lambda: _csv_records(data, encoding, chosen), filename=filename, fmt="csv",
+                              encoding=encoding, delimiter=chosen)
     except csv.Error as exc:
         raise CaseFileError("unreadable", f"{filename}: malformed CSV ({exc})") from exc
 
@@ -644,37 +718,63 @@ def validate_rows(
     Empty optional cells become ``None``. Text is trimmed (full-width spaces
     included) and inner whitespace collapsed.
     """
+    index = {name: table.headers.index(header) for name, header in table.column_map.items()}
+    checker = RowChecker(index, default_bank=default_bank, known_assignee=known_assignee)
     good: list[CaseRow] = []
     rejects: list[Reject] = []
-    first_row: dict[str, int] = {}
-    default = clean_text(default_bank) if default_bank else ""
     id_header = table.column_map.get("id_number")
-
     for row_number, values in table.rows:
-        row = _Row(table.column_map, values)
+        checked = checker.check(row_number, [values.get(h, "") for h in table.headers])
+        if isinstance(checked, CaseRow):
+            good.append(checked)
+            continue
+        original = {h: clean_text(_cell_text(values.get(h, ""))) for h in table.headers}
+        if id_header is not None and original.get(id_header):
+            original[id_header] = mask_id_number(original[id_header])
+        rejects.append(Reject(row_number, original, checked.reason, dict(checked.params)))
+    return ValidationResult(good=good, rejects=rejects)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why :meth:`RowChecker.check` turned a row down (see :class:`Reject`)."""
+
+    reason: str
+    params: dict[str, str]
+
+
+class RowChecker:
+    """Checks data rows one at a time, in file order (a case number seen before is a duplicate)."""
+
+    def __init__(self, column_index: dict[str, int], *, default_bank: str | None,
+                 known_assignee: Callable[[str], bool] | None = None) -> None:
+        self._index = column_index
+        self._default = clean_text(default_bank) if default_bank else ""
+        self._known = known_assignee
+        self._first_row: dict[str, int] = {}
+
+    def check(self, row_number: int, values: Sequence[object]) -> CaseRow | Rejection:
+        row = _Row(self._index, values)
         case_no = unicodedata.normalize("NFKC", row.text("case_no"))
         try:
-            good.append(_validate_row(row_number, case_no, row, first_row, default, known_assignee))
+            return _validate_row(row_number, case_no, row, self._first_row, self._default, self._known)
         except _RowRejected as rejected:
-            original = {h: clean_text(_cell_text(values.get(h, ""))) for h in table.headers}
-            if id_header is not None and original.get(id_header):
-                original[id_header] = mask_id_number(original[id_header])
-            rejects.append(Reject(row_number, original, rejected.reason, dict(rejected.params)))
-        if case_no:
-            first_row.setdefault(case_no, row_number)
-    return ValidationResult(good=good, rejects=rejects)
+            return Rejection(rejected.reason, dict(rejected.params))
+        finally:
+            if case_no:
+                self._first_row.setdefault(case_no, row_number)
 
 
 class _Row:
     """Access to one data row's cells by canonical field name."""
 
-    def __init__(self, column_map: dict[str, str], values: dict[str, object]) -> None:
-        self._column_map = column_map
+    def __init__(self, column_index: dict[str, int], values: Sequence[object]) -> None:
+        self._index = column_index
         self._values = values
 
     def raw(self, name: str) -> object:
-        header = self._column_map.get(name)
-        return self._values.get(header, "") if header is not None else ""
+        index = self._index.get(name)
+        return self._values[index] if index is not None and index < len(self._values) else ""
 
     def text(self, name: str) -> str:
         return _text(self.raw(name))

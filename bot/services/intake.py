@@ -1,6 +1,7 @@
 """Taking in the bank's case files: validate, keep two backups, upsert in batches, audit, time it.
 
 The SOP: case data is entered within 2 hours of receiving the bank's file, and two backups are kept.
+The file is streamed (read row by row, twice) and each batch is written with multi-row inserts.
 An import is idempotent (the same file twice changes nothing; a corrected file updates the changed
 fields, audited, and never duplicates a case) and batch-atomic: each batch of rows is one
 transaction, so a crash leaves whole batches, and re-running the import finishes the job.
@@ -15,7 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -28,8 +29,8 @@ from bot.services.case_file import (
     CaseRow,
     RawTable,
     Reject,
-    read_case_file,
-    validate_rows,
+    Rejection,
+    open_case_file,
     write_rejects_csv,
 )
 from bot.services.geocoding import GeocoderLike, locate_many, normalize_address
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_LIMIT = timedelta(hours=2)  # SOP: entered within 2 hours of receipt
 ASSIGN_WITHIN_WORKING_DAYS = 1  # SOP: assigned within 1 working day
-BATCH_SIZE = 200
+BATCH_SIZE = 1000
 FIELD_COLLECTOR_ROLES = (Role.COLLECTOR.value, Role.PHONE_COLLECTOR.value)
 
 EXIT_OK, EXIT_NOTHING, EXIT_SOME_REJECTED = 0, 2, 3
@@ -162,24 +163,39 @@ async def import_file(
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Import one bank file. File-level problems come back as ``summary.error`` with nothing written."""
+    """Import one bank file. File-level problems come back as ``summary.error`` with nothing written.
+
+    The file is read twice, row by row, and never held as a table: the first pass checks every row
+    (counts, rejects, file-level errors) before anything is written, the second writes the good rows
+    in batches, each one transaction of multi-row inserts.
+    """
     started = clock.now()
     summary = ImportSummary(filename=filename, received_at=received_at or started)
-    try:
-        table = read_case_file(data, filename, sheet=sheet)
-    except CaseFileError as exc:
-        log.warning("import of %s refused: %s (%s)", filename, exc.code, exc.detail)
-        summary.error = exc
-        return summary
-    summary.table = table
-
     async with database.read() as session:
         collectors = list(await session.scalars(
             select(Staff).where(Staff.active.is_(True), Staff.role.in_(FIELD_COLLECTOR_ROLES))))
     assignees = _Assignees(collectors)
-    result = validate_rows(table, default_bank=bank, known_assignee=assignees.known)
-    summary.rows_total = len(table.rows)
-    summary.rejects = result.rejects
+    try:
+        stream = open_case_file(data, filename, sheet=sheet)
+        checker = stream.checker(default_bank=bank, known_assignee=assignees.known)
+        refused: list[tuple[int, list[object], Rejection]] = []
+        good = 0
+        for row_number, values in stream.rows():
+            summary.rows_total += 1
+            checked = checker.check(row_number, values)
+            if isinstance(checked, CaseRow):
+                good += 1
+            else:
+                refused.append((row_number, values, checked))
+        if summary.rows_total == 0:
+            raise CaseFileError("empty", f"{filename}: there are no data rows under the header")
+    except CaseFileError as exc:
+        log.warning("import of %s refused: %s (%s)", filename, exc.code, exc.detail)
+        summary.error = exc
+        return summary
+    summary.table = stream.table()
+    summary.rejects = [stream.reject(n, values, why) for n, values, why in refused]
+    del refused
 
     # The SOP's two backups: the original under the data dir, a verified copy in each backup folder.
     blob = media.put(data, kind="imports", suffix=_suffix(filename))
@@ -189,7 +205,7 @@ async def import_file(
 
     async with database.write() as session:
         record = CaseImport(filename=filename[:255], sha256=blob.sha256, stored_path=blob.path,
-                            file_format=table.format, default_bank=bank, team=team, actor_id=actor_id,
+                            file_format=stream.format, default_bank=bank, team=team, actor_id=actor_id,
                             received_at=summary.received_at, started_at=started, rows_total=summary.rows_total,
                             rejected=summary.rejected, imported=0, updated=0, unchanged=0, late=False)
         session.add(record)
@@ -201,27 +217,39 @@ async def import_file(
                                     "rejected": summary.rejected, "received_at": summary.received_at.isoformat(),
                                     "backups": len(summary.backups)})
 
-    coordinates = await locate_many(database, geocoder, (r.address for r in result.good if r.lat is None),
-                                    now=clock.now())
     done = 0
     if progress is not None:
-        await progress(0, len(result.good))
-    for start in range(0, len(result.good), batch_size):
-        batch = result.good[start:start + batch_size]
+        await progress(0, good)
+
+    async def write(batch: list[CaseRow]) -> None:
+        nonlocal done
+        coordinates = await locate_many(database, geocoder, (r.address for r in batch if r.lat is None),
+                                        now=clock.now())
         async with database.write() as session:
             counts = await _upsert_batch(session, batch, summary.import_id, assignees, coordinates, team=team,
                                          actor_id=actor_id, now=clock.now(), calendar=calendar)
-            record_row = await session.get(CaseImport, summary.import_id)
-            assert record_row is not None
-            record_row.imported += counts[0]
-            record_row.updated += counts[1]
-            record_row.unchanged += counts[2]
+            await session.execute(
+                update(CaseImport).where(CaseImport.id == summary.import_id)
+                .values(imported=CaseImport.imported + counts[0], updated=CaseImport.updated + counts[1],
+                        unchanged=CaseImport.unchanged + counts[2]))
         summary.imported += counts[0]
         summary.updated += counts[1]
         summary.unchanged += counts[2]
         done += len(batch)
         if progress is not None:
-            await progress(done, len(result.good))
+            await progress(done, good)
+
+    checker = stream.checker(default_bank=bank, known_assignee=assignees.known)
+    batch: list[CaseRow] = []
+    for row_number, values in stream.rows():
+        checked = checker.check(row_number, values)
+        if isinstance(checked, CaseRow):
+            batch.append(checked)
+            if len(batch) >= batch_size:
+                await write(batch)
+                batch = []
+    if batch:
+        await write(batch)
 
     finished = clock.now()
     summary.finished_at = finished
@@ -241,6 +269,10 @@ async def import_file(
     return summary
 
 
+_COMPARED = ("debtor_name", "id_number_masked", "phone", "address", "amount_due_fen", "overdue_days",
+             "entrusted_on", "contract_end", "lat", "lon")
+
+
 async def _upsert_batch(
     session: AsyncSession,
     batch: Sequence[CaseRow],
@@ -253,19 +285,27 @@ async def _upsert_batch(
     now: datetime,
     calendar: WorkCalendar,
 ) -> tuple[int, int, int]:
+    """One batch in the caller's transaction: a multi-row insert of the new cases, one of their audit
+    entries, a bulk update of the changed ones; (re)assignments go case by case through the assignment rules."""
     keys = [(row.bank, row.case_no) for row in batch]
     existing = {
-        (case.bank, case.case_no): case
-        for case in await session.scalars(select(Case).where(tuple_(Case.bank, Case.case_no).in_(keys)))
+        (r.bank, r.case_no): r
+        for r in (await session.execute(
+            select(Case.id, Case.bank, Case.case_no, *(getattr(Case, k) for k in _COMPARED))
+            .where(_keys_in(keys)))).all()
     }
-    current = {
-        a.case_id: a.staff_id
-        for a in await session.scalars(select(Assignment).where(
-            Assignment.case_id.in_([c.id for c in existing.values()]), Assignment.ended_at.is_(None)))
-    }
+    current: dict[int, int] = {}
+    if existing:
+        rows = await session.execute(select(Assignment.case_id, Assignment.staff_id).where(
+            Assignment.case_id.in_([r.id for r in existing.values()]), Assignment.ended_at.is_(None)))
+        current = dict(rows.tuples().all())
     imported = updated = unchanged = 0
-    assigned: list[tuple[Case, Staff, int | None]] = []
     assign_due = calendar.deadline_after(now, ASSIGN_WITHIN_WORKING_DAYS)
+    new_rows: list[dict[str, Any]] = []
+    new_meta: list[tuple[CaseRow, Staff | None]] = []
+    changed: list[dict[str, Any]] = []
+    entries: list[audit.Pending] = []
+    to_assign: list[tuple[int, Staff]] = []
     for row in batch:
         values = _case_values(row)
         if row.lat is not None and row.lon is not None:
@@ -275,36 +315,67 @@ async def _upsert_batch(
             if found is not None:
                 values["lat"], values["lon"] = found
         assignee = assignees.find(row.assignee) if row.assignee else None
-        case = existing.get((row.bank, row.case_no))
-        if case is None:
-            case = Case(bank=row.bank, case_no=row.case_no, status=CaseStatus.NEW.value, team=team,
-                        import_id=import_id, created_at=now, updated_at=now, assign_due_at=assign_due, **values)
-            session.add(case)
-            await session.flush()
-            await audit.record(session, action="case.import.new", object_type="case", object_id=case.id,
-                               actor_id=actor_id, at=now,
-                               details={"bank": row.bank, "case_no": row.case_no, "import_id": import_id,
-                                        "row": row.row_number})
+        old = existing.get((row.bank, row.case_no))
+        if old is None:
+            new_rows.append({"bank": row.bank, "case_no": row.case_no, "status": CaseStatus.NEW.value, "team": team,
+                             "import_id": import_id, "created_at": now, "updated_at": now,
+                             "assign_due_at": assign_due, "lat": None, "lon": None, **values})
+            new_meta.append((row, assignee))
             imported += 1
-        else:
-            changes = {k: (_jsonable(getattr(case, k)), _jsonable(v)) for k, v in values.items()
-                       if getattr(case, k) != v}
-            reassign = assignee is not None and current.get(case.id) != assignee.id
-            if not changes and not reassign:
-                unchanged += 1
-                continue
-            for key in changes:
-                setattr(case, key, values[key])
-            if changes:
-                case.updated_at = now
-                await audit.record(session, action="case.import.update", object_type="case", object_id=case.id,
-                                   actor_id=actor_id, at=now,
-                                   details={"import_id": import_id, "row": row.row_number, "changes": changes})
-            updated += 1
-        if assignee is not None and current.get(case.id) != assignee.id:
+            continue
+        changes = {k: (_jsonable(getattr(old, k)), _jsonable(v)) for k, v in values.items() if getattr(old, k) != v}
+        reassign = assignee is not None and current.get(old.id) != assignee.id
+        if not changes and not reassign:
+            unchanged += 1
+            continue
+        if changes:
+            changed.append({"id": old.id, "updated_at": now, **{k: values[k] for k in changes}})
+            entries.append(audit.Pending("case.import.update", "case", old.id, actor_id,
+                                         {"import_id": import_id, "row": row.row_number, "changes": changes}))
+        if reassign:
+            assert assignee is not None
+            to_assign.append((old.id, assignee))
+        updated += 1
+    if new_rows:
+        # One executemany, then the new ids by key (RETURNING in parameter order would be a row at a time on SQLite).
+        await session.execute(insert(Case), new_rows)
+        ids = {(bank, case_no): case_id for bank, case_no, case_id in (await session.execute(
+            select(Case.bank, Case.case_no, Case.id).where(
+                _keys_in([(r.bank, r.case_no) for r, _ in new_meta])))).tuples()}
+        for row, assignee in new_meta:
+            case_id = ids[(row.bank, row.case_no)]
+            entries.append(audit.Pending("case.import.new", "case", case_id, actor_id,
+                                         {"bank": row.bank, "case_no": row.case_no, "import_id": import_id,
+                                          "row": row.row_number}))
+            if assignee is not None:
+                to_assign.append((case_id, assignee))
+    for group in _same_keys(changed):
+        await session.execute(update(Case), group)
+    await audit.record_many(session, entries, at=now)
+    if to_assign:
+        cases = {c.id: c for c in await session.scalars(select(Case).where(Case.id.in_([i for i, _ in to_assign])))}
+        assigned: list[tuple[Case, Staff, int | None]] = []
+        for case_id, assignee in to_assign:
+            case = cases[case_id]
             await assign_in_session(session, case, assignee, actor_id=actor_id, reason="import", now=now,
                                     calendar=calendar)
-            assigned.append((case, assignee, current.get(case.id)))
-            current[case.id] = assignee.id
-    await notify_assignments(session, assigned, now=now, calendar=calendar)
+            assigned.append((case, assignee, current.get(case_id)))
+        await notify_assignments(session, assigned, now=now, calendar=calendar)
     return imported, updated, unchanged
+
+
+def _keys_in(keys: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
+    """``(bank, case_no) IN keys`` as one ``case_no IN (...)`` per bank, so the unique index is used
+    (SQLite scans the table for a row-value IN list)."""
+    by_bank: dict[str, list[str]] = {}
+    for bank, case_no in keys:
+        by_bank.setdefault(bank, []).append(case_no)
+    return or_(*(and_(Case.bank == bank, Case.case_no.in_(numbers)) for bank, numbers in by_bank.items()))
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by the columns they set (a bulk update sends one statement per group)."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(frozenset(row), []).append(row)
+    return list(groups.values())
