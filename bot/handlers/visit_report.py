@@ -170,10 +170,15 @@ async def _apply(update: Update, context: FieldbotContext, what: str,
         async with write_once(update, context) as session:
             visit = await change(session)
             step, data = await _advance(update, context, session, visit)
+            case = await session.get(Case, visit.case_id)  # usually already loaded by the change
     except DomainError as error:
         await refuse(update, context, error, what=what)
         return None
-    await _then_ask(update, context, visit.id, step, data)
+    # The committed rows serve the next question: no second transaction to read them again.
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    if update.effective_chat is not None and case is not None:
+        await ask(context, update.effective_chat.id, visit, case, step, data)
     return visit
 
 
