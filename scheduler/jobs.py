@@ -10,8 +10,11 @@ heartbeat (its outbox claims stay valid while it is fresh) and takes or renews t
 3 s). After a ``kill -9`` of the holder, another or a restarted process takes the sweeps over within
 about 4 s, and the dead process's claimed outbox rows are due again 5 s after its last heartbeat.
 
-Alerts never wait for the outbox sweep: the alert sweep runs every second, an SOS is sent by its
-handler at once, and escalations are sent by the emergency sweep as soon as it queues them.
+The outbox is sent by the continuous sender (``scheduler/outbox_sender.py``, :func:`register_sender`),
+which runs in every process, lease or not, from the job queue's first tick until shutdown: alerts
+first, at Telegram's pace. An SOS handler and the emergency sweep wake it when they queue alerts.
+The ``alerts`` and ``outbox`` sweeps drain the outbox unpaced only where no sender runs (``run_all``
+in the tests and the demo); on the job queue the ``outbox`` job is the sender's watchdog.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.context import RUNTIME_KEY
+from bot.ratelimit import Pacer
 from bot.runtime import Runtime
 from bot.services import assignment, deadlines, handover, incidents, leases, outbox, promises, reports
-from scheduler.outbox_sender import send_due
+from scheduler.outbox_sender import OutboxSender, send_due, wake
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ async def emergency_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
         pinged = await incidents.reping_due(session, now=now, policy=policy)
         prompted, alarmed = await incidents.safety_due(session, now=now, policy=policy)
     count = escalated + pinged + prompted + alarmed
-    if count:  # an escalation goes out now, not at the alert sweep's next tick
+    if count and not wake(runtime):  # an escalation goes out now, not at the alert sweep's next tick
         await send_due(bot, runtime, max_priority=outbox.Priority.URGENT, batches=1)
     return count
 
@@ -61,12 +65,16 @@ NIGHTLY_CHECK_BEFORE_HOUR = 6  # the orphan check runs once per night (its notic
 
 
 async def alert_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
-    """Alerts and urgent messages only: they never wait behind reminders or reports."""
+    """Alerts and urgent messages only: they never wait behind reminders or reports (no sender running)."""
+    if wake(runtime):
+        return 0
     return await send_due(bot, runtime, max_priority=outbox.Priority.URGENT)
 
 
 async def outbox_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
     """Everything less urgent: a slow upload or a long queue of reports never holds an alert up."""
+    if wake(runtime):
+        return 0
     return await send_due(bot, runtime, min_priority=outbox.Priority.URGENT + 1)
 
 
@@ -142,6 +150,34 @@ async def run_all(runtime: Runtime, bot: ExtBot[Any]) -> dict[str, int]:
     return {name: await sweep(runtime, bot) for name, sweep, _ in SWEEPS}
 
 
+SENDER_KEY = "outbox_sender"
+SENT_BY_THE_SENDER = {"alerts", "outbox"}  # sweeps the continuous sender does instead, on the job queue
+
+
+def register_sender(application: Application[Any, Any, Any, Any, Any, Any], pacer: Pacer) -> OutboxSender:
+    """The continuous outbox sender of this process, started by the ``outbox`` job's first run."""
+    runtime = application.bot_data[RUNTIME_KEY]
+    assert isinstance(runtime, Runtime)
+    sender = OutboxSender(application.bot, runtime, pacer)
+    application.bot_data[SENDER_KEY] = sender
+    return sender
+
+
+async def stop_sender(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    sender = application.bot_data.get(SENDER_KEY)
+    if isinstance(sender, OutboxSender):
+        await sender.stop()
+
+
+async def sender_watchdog(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    """Start the sender (first run), start it again if it ever ended, and let it look for due rows."""
+    sender = context.application.bot_data.get(SENDER_KEY)
+    if isinstance(sender, OutboxSender):
+        if not sender.running:
+            sender.start()
+        sender.wake()
+
+
 def register_jobs(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Register every sweep. Each flow that needs one adds it to :data:`SWEEPS`."""
     if application.job_queue is None:
@@ -150,6 +186,12 @@ def register_jobs(application: Application[Any, Any, Any, Any, Any, Any]) -> Non
     kwargs = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     application.job_queue.run_repeating(heartbeat, interval=leases.RENEW_EVERY, first=0.0, name="heartbeat",
                                         job_kwargs=kwargs)
+    sender = isinstance(application.bot_data.get(SENDER_KEY), OutboxSender)
+    if sender:
+        # jobs added before the job queue starts first run one interval after it does: about 1 s
+        application.job_queue.run_repeating(sender_watchdog, interval=1.0, name="outbox", job_kwargs=kwargs)
     for name, sweep, interval in SWEEPS:
+        if sender and name in SENT_BY_THE_SENDER:
+            continue
         application.job_queue.run_repeating(_job(name, sweep), interval=interval, first=1.0,
                                             name=name, job_kwargs=kwargs)

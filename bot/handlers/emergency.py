@@ -36,7 +36,7 @@ from bot.services import inbox, incidents, outbox, policy, safety_pins
 from bot.services.errors import AlreadyDone, DomainError
 from bot.steps import PinStep, ResolveStep, SafeStep
 from bot.storage.models import Role, Staff
-from scheduler.outbox_sender import send_due
+from scheduler.outbox_sender import send_due, wake
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,13 @@ SAFETY = policy.Action.SAFETY_OWN
 
 
 async def _send_alerts_now(context: FieldbotContext) -> None:
-    """Alerts do not wait for the next outbox tick: try them right away (the sweep retries failures).
+    """Alerts do not wait: wake the outbox sender, which sends them before anything else queued.
 
-    One batch, claimed like any sender's: rows the alert sweep is already sending are not sent again,
-    and the person who pressed SOS is answered without waiting for the rest of the queue.
+    Where no sender runs (tests driving the application by hand), one batch is sent here, claimed
+    like any sender's: rows another sender is already sending are not sent again.
     """
+    if wake(context.runtime):
+        return
     try:
         await send_due(context.bot, context.runtime, max_priority=outbox.Priority.URGENT, batches=1)
     except Exception:  # the rows are safe in the outbox; the sweep sends them

@@ -7,7 +7,9 @@ This module holds:
   (``botapi_schema.json``, written by ``tools/derive_botapi_schema.py``) and against the limits the
   real API enforces; a bad call gets the Bot API's error answer and is listed in ``violations``.
   Every call, good or bad, is recorded in ``calls`` with its parameters decoded. Failures (429,
-  403, network errors, being offline) can be injected for retry logic tests.
+  403, network errors, being offline) can be injected for retry logic tests. An optional flood
+  control (``FloodControl``, off by default) answers 429 with ``retry_after`` the way Telegram does
+  when a bot sends more than ~30 messages a second, or more than one a second to a private chat.
 * ``FakeRequest``: a ``telegram.request.BaseRequest`` that hands PTB's requests to a ``FakeBotApi``
   in-process, exactly as ``HTTPXRequest`` would put them on the wire (string-encoded form fields plus
   multipart files), including file downloads.
@@ -35,7 +37,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 from urllib.parse import unquote, urlsplit
@@ -620,6 +622,52 @@ def _chat_type(chat_id: int) -> str:
     return "supergroup" if str(chat_id).startswith("-100") else "group"
 
 
+_FLOOD_METHODS: Final = frozenset({"sendMessage", "copyMessage", "forwardMessage", "sendMediaGroup",
+                                    *_SEND_MEDIA_METHODS})
+
+
+@dataclass
+class FloodControl:
+    """Telegram's flood limits on sending, on real (monotonic) time whatever the bot's clock says.
+
+    At most ``rate`` messages in any ``window`` seconds overall, and in a private chat (a positive
+    chat id) at most ``chat_burst`` in any ``1 / chat_rate`` seconds. A message over either limit is
+    not delivered: the answer is 429 with ``parameters.retry_after`` (whole seconds, at least 1), as
+    Telegram answers. Only accepted messages count. ``refused`` counts the 429s.
+    """
+
+    rate: int = 30
+    window: float = 1.0
+    chat_rate: float = 1.0
+    chat_burst: int = 1
+    clock: Callable[[], float] = time.monotonic
+    refused: int = 0
+    _sent: list[float] = field(default_factory=list)
+    _chats: dict[int, list[float]] = field(default_factory=dict)
+
+    def check(self, chat_id: int | None) -> float | None:
+        """Seconds to wait if this message is over a limit (it is then refused), else None (it counts)."""
+        now = self.clock()
+        self._sent = [at for at in self._sent if at > now - self.window]
+        wait = 0.0
+        if len(self._sent) >= self.rate:
+            wait = self._sent[len(self._sent) - self.rate] + self.window - now
+        chat_window = 1.0 / self.chat_rate
+        recent: list[float] = []
+        if chat_id is not None and chat_id > 0:
+            recent = [at for at in self._chats.get(chat_id, []) if at > now - chat_window]
+            if len(recent) >= self.chat_burst:
+                wait = max(wait, recent[len(recent) - self.chat_burst] + chat_window - now)
+        if wait > 0:
+            self.refused += 1
+            return wait
+        self._sent.append(now)
+        if chat_id is not None and chat_id > 0:
+            recent.append(now)
+            self._chats[chat_id] = recent
+        return None
+
+
 class FakeBotApi:
     """The state and behaviour of a fake Bot API server for one bot.
 
@@ -651,6 +699,7 @@ class FakeBotApi:
         self._bot_texts: dict[tuple[str, str], str] = {}
         self._injections: list[_Injection] = []
         self._offline = False
+        self.flood: FloodControl | None = None  # Telegram's flood limits, when a test or bench turns them on
 
     # ---- the request entry points ------------------------------------------------------------
 
@@ -679,6 +728,13 @@ class FakeBotApi:
                     raise NetworkError(failure.description)
                 parameters = {"retry_after": failure.retry_after} if failure.retry_after else None
                 return ApiReply.error(failure.status, failure.description, parameters)
+            if self.flood is not None and canonical in _FLOOD_METHODS:
+                chat = decoded.get("chat_id")
+                wait = self.flood.check(chat if isinstance(chat, int) else None)
+                if wait is not None:
+                    retry_after = max(1, math.ceil(wait))
+                    call.failed, call.error = True, f"Too Many Requests: retry after {retry_after}"
+                    return ApiReply.error(429, call.error, {"retry_after": retry_after})
             try:
                 # a snapshot: the stored message may change later (edits), the answer does not
                 call.result = copy.deepcopy(self._dispatch(canonical, decoded, decoder.uploads))
@@ -846,6 +902,12 @@ class FakeBotApi:
             default = "sandbox: simulated network failure"
         with self._lock:
             self._injections.append(_Injection(canonical, times, status, retry_after, network, description or default))
+
+    def flood_control(self, enabled: bool = True, **limits: Any) -> FloodControl | None:
+        """Turn Telegram's flood limits on (``FloodControl(**limits)``) or off; returns what is in force."""
+        with self._lock:
+            self.flood = FloodControl(**limits) if enabled else None
+            return self.flood
 
     def set_offline(self, offline: bool = True) -> None:
         """While offline, every call (and download) raises ``NetworkError``; calls are still recorded."""

@@ -31,8 +31,8 @@ A message to a deactivated staff member is not sent: it is marked failed with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
@@ -135,6 +135,7 @@ class Claim:
 
     rows: list[Claimed]
     skipped: list[tuple[Claimed, str]]
+    groups: list[list[Claimed]] = field(default_factory=list)  # rows to send as one message each
 
 
 def _claim_is_free(now: datetime) -> ColumnElement[bool]:
@@ -147,7 +148,8 @@ def _claim_is_free(now: datetime) -> ColumnElement[bool]:
 
 
 async def claim(session: AsyncSession, owner: str, *, now: datetime, limit: int = 20, max_priority: int | None = None,
-                min_priority: int | None = None, quiet: QuietHours | None = None) -> Claim:
+                min_priority: int | None = None, quiet: QuietHours | None = None,
+                exclude_chats: Collection[int] = (), one_per_chat: bool = False, combine: int = 1) -> Claim:
     """Take up to ``limit`` due rows for ``owner``, most urgent first; the caller commits before sending.
 
     A row is due when it is neither sent nor failed, its ``next_attempt_at`` has come, and no live
@@ -158,6 +160,11 @@ async def claim(session: AsyncSession, owner: str, *, now: datetime, limit: int 
     nobody's staff row, so messages to it still go).
 
     During ``quiet`` hours only alerts and urgent messages go out; the rest wait for the morning.
+
+    The continuous sender picks with ``exclude_chats`` (chats still inside their one-second spacing,
+    or with a message in flight) and ``one_per_chat``; with ``combine > 1`` an alert is taken with up
+    to ``combine - 1`` more due alerts for the same chat queued within :data:`COMBINE_WITHIN` of it,
+    to go as one message (see :attr:`Claim.groups`).
     """
     if quiet is not None and quiet.contains(now):
         max_priority = min(max_priority if max_priority is not None else Priority.URGENT, Priority.URGENT)
@@ -167,8 +174,10 @@ async def claim(session: AsyncSession, owner: str, *, now: datetime, limit: int 
         .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None),
                OutboxMessage.next_attempt_at <= now, _claim_is_free(now))
         .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
+        .limit(limit * CANDIDATES if one_per_chat else limit)
     )
+    if exclude_chats:
+        query = query.where(OutboxMessage.chat_id.not_in(list(exclude_chats)))
     if max_priority is not None:
         query = query.where(OutboxMessage.priority <= max_priority)
     if min_priority is not None:
@@ -176,19 +185,70 @@ async def claim(session: AsyncSession, owner: str, *, now: datetime, limit: int 
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=OutboxMessage)
     rows = list((await session.scalars(query)).all())
+    groups = _pick(rows, limit=limit, combine=combine) if one_per_chat else [[row] for row in rows]
+    rows = [row for group in groups for row in group]
     chats = {row.chat_id for row in rows if row.chat_id > 0}
     inactive = set(await session.scalars(select(Staff.telegram_user_id).where(
         Staff.telegram_user_id.in_(chats), Staff.active.is_(False)))) if chats else set()
     result = Claim(rows=[], skipped=[])
-    for row in rows:
-        row.claimed_by, row.claimed_at = owner, now
-        if row.chat_id in inactive:
-            row.failed_at, row.last_error = now, DEACTIVATED
-            result.skipped.append((_snapshot(row), DEACTIVATED))
-        else:
-            result.rows.append(_snapshot(row))
+    for group in groups:
+        taken: list[Claimed] = []
+        for row in group:
+            row.claimed_by, row.claimed_at = owner, now
+            if row.chat_id in inactive:
+                row.failed_at, row.last_error = now, DEACTIVATED
+                result.skipped.append((_snapshot(row), DEACTIVATED))
+            else:
+                taken.append(_snapshot(row))
+        if taken:
+            result.rows.extend(taken)
+            result.groups.append(taken)
     await session.flush()
     return result
+
+
+CANDIDATES = 4  # one_per_chat reads this many rows per wanted one (several may be for one chat)
+COMBINE_WITHIN = timedelta(seconds=1)
+COMBINED_TEXT_LIMIT = 4096  # Telegram's limit for one message's text
+SEPARATOR = "\n\n"
+
+
+def _combinable(row: OutboxMessage) -> bool:
+    return (row.priority == Priority.ALERT and row.method == "sendMessage" and "file" not in row.payload
+            and not row.payload.get("protect_content"))
+
+
+def _pick(rows: list[OutboxMessage], *, limit: int, combine: int) -> list[list[OutboxMessage]]:
+    """The most urgent row of each chat (in the query's order), up to ``limit`` chats; alerts with their fellows."""
+    groups: dict[int, list[OutboxMessage]] = {}
+    for row in rows:
+        group = groups.get(row.chat_id)
+        if group is None:
+            if len(groups) < limit:
+                groups[row.chat_id] = [row]
+            continue
+        first = group[0]
+        if (len(group) < combine and _combinable(first) and _combinable(row)
+                and row.created_at - first.created_at <= COMBINE_WITHIN
+                and sum(len(r.payload["text"]) + len(SEPARATOR) for r in group) + len(row.payload["text"])
+                <= COMBINED_TEXT_LIMIT):
+            group.append(row)
+    return list(groups.values())
+
+
+async def anything_due(session: AsyncSession, *, now: datetime, max_priority: int | None = None,
+                       min_priority: int | None = None, exclude_chats: Collection[int] = ()) -> bool:
+    """Whether :func:`claim` would find a row: a read, so an idle sender takes no write lock."""
+    query = select(OutboxMessage.id).where(
+        OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None), OutboxMessage.next_attempt_at <= now,
+        _claim_is_free(now)).limit(1)
+    if max_priority is not None:
+        query = query.where(OutboxMessage.priority <= max_priority)
+    if min_priority is not None:
+        query = query.where(OutboxMessage.priority >= min_priority)
+    if exclude_chats:
+        query = query.where(OutboxMessage.chat_id.not_in(list(exclude_chats)))
+    return (await session.scalar(query)) is not None
 
 
 def _snapshot(row: OutboxMessage) -> Claimed:
