@@ -1,4 +1,8 @@
-"""The ``fieldbot`` command: run the bot, manage the database and staff, verify the audit log, demo."""
+"""The ``fieldbot`` command: run the bot, manage the database and staff, verify the audit log, demo.
+
+Each command imports what it uses when it runs: ``fieldbot --help`` loads no settings, database or
+Telegram library, and ``fieldbot run`` none of the report, import or demo code (``python -X importtime``).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,14 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.config import ConfigError, Settings, load_settings
-from bot.runtime import calendar_from
-from bot.services.calendar import CalendarConfigError
-from bot.services.errors import DomainError
-from bot.storage.db import Database
-from bot.storage.models import Role
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.storage.db import Database
 
 log = logging.getLogger("fieldbot")
 
@@ -33,16 +33,32 @@ def _setup_logging(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+class _Roles:
+    """The staff roles as ``--role`` choices, read from the models only when a role is checked or shown."""
+
+    def _values(self) -> list[str]:
+        from bot.storage.models import Role
+
+        return [role.value for role in Role]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+
 def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]], *, upgrade: bool = True) -> T:
     """Open the database (migrated to the newest schema), run ``work``, close it."""
 
     async def main() -> T:
         from bot.storage import migrate
+        from bot.storage.db import Database
 
         database = Database(settings.database_url)
         try:
             if upgrade:
-                await migrate.upgrade(database)
+                await migrate.ensure_current(database)
             return await work(database)
         finally:
             await database.dispose()
@@ -154,6 +170,7 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
     from bot.services import invites, staff
+    from bot.storage.models import Role
 
     async def work(database: Database) -> int:
         now = SystemClock().now()
@@ -229,6 +246,10 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 def _parse_moment(text: str, settings: Settings) -> datetime:
     """An ISO time; without an offset it is read in the configured time zone."""
+    from zoneinfo import ZoneInfo
+
+    from bot.config import ConfigError
+
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -314,6 +335,7 @@ def cmd_cases(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
     from bot.i18n import translator
+    from bot.runtime import calendar_from
     from bot.services import reports
 
     calendar = calendar_from(settings)
@@ -339,6 +361,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_handover_start(settings: Settings, args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
+    from bot.runtime import calendar_from
     from bot.services import assignment, handover
 
     calendar = calendar_from(settings)
@@ -401,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     staff_sub = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
     add = staff_sub.add_parser("add", help="register a person and print their invite code and link")
     add.add_argument("--name", required=True)
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--role", required=True, choices=_Roles(), metavar="ROLE", help="one of: %(choices)s")
     add.add_argument("--team")
     add.add_argument("--supervisor", type=int, help="staff id of their supervisor")
     add.add_argument("--phone")
@@ -471,6 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from bot.config import ConfigError, load_settings
+    from bot.runtime import calendar_from
+    from bot.services.calendar import CalendarConfigError
+    from bot.services.errors import DomainError
+
     try:
         settings = load_settings()
         calendar_from(settings)  # a broken company calendar file is a configuration error too

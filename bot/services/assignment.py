@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from geopy.distance import geodesic
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +21,7 @@ from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import current_assignee
 from bot.services.errors import DomainError, NotFound
+from bot.services.geo import geodesic
 from bot.services.people import running_for, t_for
 from bot.storage.models import Assignment, Case, CaseStatus, Role, Staff
 

@@ -29,9 +29,11 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from holidays import HolidayBase, country_holidays
+if TYPE_CHECKING:
+    from holidays import HolidayBase
 
 __all__ = ["CalendarConfigError", "WorkCalendar"]
 
@@ -59,8 +61,11 @@ def _national_calendar(year: int) -> HolidayBase | None:
 
     ``None`` when the library cannot produce the year at all; callers then use plain weekends.
     ``expand=False`` keeps each cached object immutable: looking up another year never
-    populates it behind our back.
+    populates it behind our back. The library is imported here, at the first working-day question,
+    not at start-up.
     """
+    from holidays import country_holidays
+
     try:
         return country_holidays("CN", years=year, expand=False)  # holidays.China
     except (LookupError, ValueError, OverflowError, NotImplementedError):

@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from geopy.distance import geodesic
+from bot.services.geo import geodesic
 
 Point = tuple[float, float]
 
