@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.buttons import ExtensionApprove, ExtensionAsk, ExtensionReject
@@ -29,7 +29,7 @@ MORNING, BEFORE, OVERDUE, EXTENSION_RESEND = "visit_morning", "visit_2h", "visit
 VISIT_KINDS = (MORNING, BEFORE, OVERDUE)
 BEFORE_DEADLINE = timedelta(hours=2)
 RESEND_AFTER_WORKING_HOURS = 4.0
-BATCH = 50  # small batches: the ORM work of one batch stays well under 50 ms (bench/sweep_latency.py)
+BATCH = 20  # small batches: the flush at each commit stays well under 50 ms (bench/sweep_latency.py)
 
 
 async def _add(session: AsyncSession, *, key: str, kind: str, due_at: datetime, now: datetime,
@@ -112,13 +112,22 @@ async def _act(session: AsyncSession, reminder: Reminder, cases: dict[int, Case]
     return "sent" if sent else "skipped"
 
 
+def due_query(now: datetime, batch: int) -> Select[tuple[Reminder]]:
+    """The sweep's select-due: the oldest pending reminders, read in the order of ``ix_reminders_pending``."""
+    return (select(Reminder).where(Reminder.done_at.is_(None), Reminder.due_at <= now)
+            .order_by(Reminder.due_at, Reminder.id).limit(batch))
+
+
 async def run_due(database: Database, *, now: datetime, calendar: WorkCalendar, batch: int = BATCH) -> int:
-    """The deadline sweep: act on every reminder due by ``now``, a batch per transaction."""
+    """The deadline sweep: act on every reminder due by ``now``, a batch per transaction.
+
+    The event loop is never held for long (bench/sweep_latency.py: the longest stall): a batch is
+    small, the sweep yields after each reminder it acts on, and the loop gets a turn between batches.
+    """
     handled = 0
     while True:
         async with database.write() as session:
-            query = (select(Reminder).where(Reminder.done_at.is_(None), Reminder.due_at <= now)
-                     .order_by(Reminder.due_at, Reminder.id).limit(batch))
+            query = due_query(now, batch)
             if session.bind is not None and session.bind.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = list(await session.scalars(query))
@@ -128,6 +137,7 @@ async def run_due(database: Database, *, now: datetime, calendar: WorkCalendar, 
             for reminder in rows:
                 reminder.outcome = await _act(session, reminder, cases, assignees, now=now, calendar=calendar)
                 reminder.done_at = now
+                await asyncio.sleep(0)  # one reminder's work is one slice of the loop's time
         handled += len(rows)
         if len(rows) < batch:
             return handled
