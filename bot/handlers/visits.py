@@ -49,13 +49,13 @@ async def show_list(update: Update, context: FieldbotContext) -> None:
     offset = pressed(update, VisitListPage).offset if update.callback_query is not None else 0
     origin = await _origin(context)
     async with runtime.db.read() as session:
-        items = await visits.visit_list(session, context.staff, now=runtime.clock.now(), calendar=runtime.calendar,
-                                        origin=origin)
-    if not items:
+        listing = await visits.visit_list(session, context.staff, now=runtime.clock.now(), calendar=runtime.calendar,
+                                          origin=origin, offset=offset, limit=PAGE_SIZE)
+    if not listing.total:
         await _send(update, context, t("visits.none"))
         return
-    page = items[offset:offset + PAGE_SIZE]
-    lines = [t("visits.title", count=len(items), overdue=sum(i.overdue for i in items))]
+    page = listing.items
+    lines = [t("visits.title", count=listing.total, overdue=listing.overdue)]
     buttons = []
     for n, item in enumerate(page, start=offset + 1):
         case = item.case
@@ -70,7 +70,7 @@ async def show_list(update: Update, context: FieldbotContext) -> None:
     nav = []
     if offset > 0:
         nav.append(InlineKeyboardButton("◀", callback_data=VisitListPage(offset=max(0, offset - PAGE_SIZE)).pack()))
-    if offset + PAGE_SIZE < len(items):
+    if offset + PAGE_SIZE < listing.total:
         nav.append(InlineKeyboardButton("▶", callback_data=VisitListPage(offset=offset + PAGE_SIZE).pack()))
     if nav:
         buttons.append(nav)
@@ -148,8 +148,8 @@ async def show_route(update: Update, context: FieldbotContext) -> None:
     runtime, t = context.runtime, context.t
     origin = await _origin(context)
     async with runtime.db.read() as session:
-        items = await visits.visit_list(session, context.staff, now=runtime.clock.now(), calendar=runtime.calendar,
-                                        origin=origin)
+        items = (await visits.visit_list(session, context.staff, now=runtime.clock.now(), calendar=runtime.calendar,
+                                         origin=origin)).items
     stops = [i.case for i in items if i.case.lat is not None and i.case.lon is not None]
     if update.callback_query is not None:
         await update.callback_query.answer()

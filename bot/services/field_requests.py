@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
@@ -29,9 +29,14 @@ async def open_request(session: AsyncSession, case_id: int, field_collector_id: 
     return request
 
 
+def open_request_case_ids(field_collector_id: int) -> Select[tuple[int]]:
+    """The cases phone collectors asked this field collector to visit, still open (ix_field_requests_open)."""
+    return select(FieldRequest.case_id).where(FieldRequest.field_collector_id == field_collector_id,
+                                              FieldRequest.done_at.is_(None))
+
+
 async def requested_case_ids(session: AsyncSession, field_collector_id: int) -> Sequence[int]:
-    return list(await session.scalars(select(FieldRequest.case_id).where(
-        FieldRequest.field_collector_id == field_collector_id, FieldRequest.done_at.is_(None))))
+    return list(await session.scalars(open_request_case_ids(field_collector_id)))
 
 
 async def _case(session: AsyncSession, actor: StaffView, case_id: int) -> tuple[Case, str | None]:

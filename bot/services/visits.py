@@ -7,15 +7,18 @@ Each answer is saved as it arrives; the report is filed in one transaction with 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from geopy.distance import geodesic
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, literal_column, not_, or_, select, union_all
+from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.buttons import ReviewApprove, ReviewFiles, ReviewReturn, VisitAmend, VisitResume
 from bot.i18n import N_
@@ -24,6 +27,7 @@ from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import CLOSED_STATUSES
 from bot.services.errors import DomainError
+from bot.services.geo import geodesic
 from bot.services.people import reviewers_of, t_for
 from bot.services.visit_summary import summary_text
 from bot.steps import ReviewStep
@@ -95,25 +99,106 @@ async def reviewable_visit(session: AsyncSession, reviewer: StaffView, visit_id:
 # ---- the list and the card ---------------------------------------------------------------------------------
 
 
+def _literals(values: Sequence[str]) -> list[ColumnElement[str]]:
+    """Constant strings written into the SQL (not bound), so a partial index whose WHERE names them applies."""
+    return [literal_column("'" + value.replace("'", "''") + "'") for value in values]
+
+
+def open_visit_of(collector_id: int) -> ColumnElement[bool]:
+    """The join to the collector's open (draft or returned) visit of the case: uq_visits_open_per_case."""
+    return and_(Visit.case_id == Case.id, Visit.collector_id == collector_id,
+                Visit.status.in_(_literals(OPEN_VISIT)))
+
+
+def visit_list_query(collector_id: int, *, now: datetime, today: date, origin: tuple[float, float] | None = None,
+                     offset: int = 0, limit: int | None = None) -> Select[tuple[Case, int | None, int, int]]:
+    """The one statement behind the visit list: a page of (case, open visit id, list length, overdue count).
+
+    Two indexed branches, UNION ALL (an OR between them would scan every current assignment):
+
+    * the cases currently assigned to the collector (``ix_assignments_current_staff``: staff_id, case_id
+      WHERE ended_at IS NULL) that wait for a visit: never visited, a revisit or follow-up due by
+      ``today``, or a report of theirs still open;
+    * the cases a phone collector asked them to visit (``ix_field_requests_open``: field_collector_id,
+      case_id WHERE done_at IS NULL), unless the first branch already has them.
+
+    The open visit comes from ``uq_visits_open_per_case``, the status filter written as literals so that
+    partial index applies. The order is the deadline (none last), then the distance from ``origin``,
+    then the id, all in SQL, so LIMIT/OFFSET page through one stable order. The distance in the ORDER BY
+    is the equirectangular approximation (degrees, the longitude scaled by cos(latitude) of the origin):
+    within a city it orders like the geodesic distance the list shows (they differ by well under 1 %,
+    which can only swap two cases at almost the same distance), and it needs no SQL function, so
+    SQLite and PostgreSQL order alike. Cases without coordinates come after those with. The length and
+    the overdue count are window aggregates over the whole list, computed before LIMIT: one round trip.
+    """
+    not_closed = Case.status.not_in(_literals(CLOSED_STATUSES))
+    open_visit = open_visit_of(collector_id)
+    waiting = or_(Case.status == literal_column(f"'{CaseStatus.ASSIGNED.value}'"), Case.next_action_on <= today,
+                  Visit.id.is_not(None))
+    assigned = (
+        select(Case.id.label("case_id"), Visit.id.label("draft_id"))
+        .select_from(Assignment)
+        .join(Case, Case.id == Assignment.case_id)
+        .outerjoin(Visit, open_visit)
+        .where(Assignment.staff_id == collector_id, Assignment.ended_at.is_(None), not_closed, waiting)
+    )
+    asked = (
+        select(Case.id.label("case_id"), Visit.id.label("draft_id"))
+        .select_from(Case)
+        .join(Assignment, (Assignment.case_id == Case.id) & Assignment.ended_at.is_(None))
+        .outerjoin(Visit, open_visit)
+        .where(Case.id.in_(field_requests.open_request_case_ids(collector_id)), not_closed,
+               not_(and_(Assignment.staff_id == collector_id, waiting)))
+    )
+    listed = union_all(assigned, asked).subquery("listed")
+    overdue = sql_case((and_(Case.visit_done_at.is_(None),
+                         or_(Case.visit_overdue_at.is_not(None), Case.visit_due_at <= now)), 1), else_=0)
+    order: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = [Case.visit_due_at.is_(None), Case.visit_due_at]
+    if origin is not None:
+        lat0, lon0 = origin
+        scale = math.cos(math.radians(lat0))
+        north = Case.lat - lat0
+        east = (Case.lon - lon0) * scale
+        order += [or_(Case.lat.is_(None), Case.lon.is_(None)), north * north + east * east]
+    order.append(Case.id)
+    statement = (
+        select(Case, listed.c.draft_id, func.count().over().label("total"), func.sum(overdue).over().label("overdue"))
+        .join_from(listed, Case, Case.id == listed.c.case_id)
+        .order_by(*order)
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
+    if offset:
+        statement = statement.offset(offset)
+    return statement
+
+
+@dataclass(frozen=True)
+class VisitList:
+    """One page of the collector's visit list, and the whole list's length and overdue count."""
+
+    items: list[ListItem]
+    total: int
+    overdue: int
+    offset: int = 0
+
+
 async def visit_list(session: AsyncSession, collector: StaffView, *, now: datetime, calendar: WorkCalendar,
-                     origin: tuple[float, float] | None) -> list[ListItem]:
-    """Cases waiting for a visit: never visited, or a revisit / follow-up due by today. Deadline first."""
+                     origin: tuple[float, float] | None, offset: int = 0, limit: int | None = None) -> VisitList:
+    """Cases waiting for a visit: never visited, or a revisit / follow-up due by today. Deadline first.
+
+    ``limit`` items from ``offset`` (all of them without a limit), in one indexed query
+    (:func:`visit_list_query`); the geodesic distance is computed for the items returned only.
+    """
     today = calendar.working_date(now)
     end_of_today = datetime.combine(today, calendar.work_end, calendar.tz)
-    requested = list(await field_requests.requested_case_ids(session, collector.id))
-    rows = (await session.execute(
-        select(Case, Visit.id)
-        .join(Assignment, (Assignment.case_id == Case.id) & Assignment.ended_at.is_(None))
-        .outerjoin(Visit, (Visit.case_id == Case.id) & (Visit.collector_id == collector.id)
-                   & Visit.status.in_(OPEN_VISIT))
-        .where(Case.status.not_in(CLOSED_STATUSES),
-               or_(and_(Assignment.staff_id == collector.id,
-                        or_(Case.status == CaseStatus.ASSIGNED.value, Case.next_action_on <= today,
-                            Visit.id.is_not(None))),
-                   Case.id.in_(requested)))
-    )).all()
+    rows = (await session.execute(visit_list_query(collector.id, now=now, today=today, origin=origin,
+                                                   offset=offset, limit=limit))).all()
+    if not rows and offset > 0:  # a page past the end (the list got shorter): the counts from the top
+        first = (await session.execute(visit_list_query(collector.id, now=now, today=today, limit=1))).first()
+        return VisitList([], int(first[2]), int(first[3]), offset) if first else VisitList([], 0, 0, offset)
     items = []
-    for case, draft_id in rows:
+    for case, draft_id, _, _ in rows:
         distance = None
         if origin is not None and case.lat is not None and case.lon is not None:
             distance = geodesic(origin, (case.lat, case.lon)).meters
@@ -121,19 +206,27 @@ async def visit_list(session: AsyncSession, collector: StaffView, *, now: dateti
         overdue = case.visit_done_at is None and (case.visit_overdue_at is not None or (due is not None and due <= now))
         items.append(ListItem(case, distance, overdue=overdue,
                               due_today=due is not None and now < due <= end_of_today, draft_visit_id=draft_id))
-    far = float("inf")
-    items.sort(key=lambda i: (i.case.visit_due_at or datetime.max.replace(tzinfo=now.tzinfo),
-                              i.distance_m if i.distance_m is not None else far, i.case.id))
-    return items
+    total, overdue_count = (int(rows[0][2]), int(rows[0][3] or 0)) if rows else (0, 0)
+    return VisitList(items, total, overdue_count, offset)
+
+
+def case_card_queries(case_id: int) -> tuple[Select[tuple[Visit, str]], Select[tuple[Promise]]]:
+    """The card's two reads after the policy's: the case's visits with their collectors' names, its promises."""
+    visits = (select(Visit, Staff.name).join(Staff, Staff.id == Visit.collector_id)
+              .where(Visit.case_id == case_id).order_by(Visit.started_at, Visit.id))
+    promises = select(Promise).where(Promise.case_id == case_id).order_by(Promise.created_at, Promise.id)
+    return visits, promises
 
 
 async def case_card(session: AsyncSession, collector: StaffView, case_id: int) -> CaseCard:
     case = await own_case(session, collector, case_id)
-    visits = list(await session.scalars(select(Visit).where(Visit.case_id == case_id).order_by(Visit.started_at)))
-    promises = list(await session.scalars(select(Promise).where(Promise.case_id == case_id)
-                                          .order_by(Promise.created_at)))
-    names = {s.id: s.name for s in await session.scalars(
-        select(Staff).where(Staff.id.in_({v.collector_id for v in visits})))}
+    visits_query, promises_query = case_card_queries(case_id)
+    visits: list[Visit] = []
+    names: dict[int, str] = {}
+    for visit, name in (await session.execute(visits_query)).all():
+        visits.append(visit)
+        names[visit.collector_id] = name
+    promises = list(await session.scalars(promises_query))
     draft = next((v for v in visits if v.collector_id == collector.id and v.status in OPEN_VISIT), None)
     past = [v for v in visits if v.status not in OPEN_VISIT]
     return CaseCard(case, past, promises, draft, names)

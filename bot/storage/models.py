@@ -165,6 +165,14 @@ class Assignment(Base):
             sqlite_where=text("ended_at IS NULL"),
             postgresql_where=text("ended_at IS NULL"),
         ),
+        # a collector's current cases (the visit list): read from the index alone
+        Index(
+            "ix_assignments_current_staff",
+            "staff_id",
+            "case_id",
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -543,6 +551,11 @@ class FieldRequest(Base):
     """A phone collector puts one of their cases on a field collector's visit list; the result comes back."""
 
     __tablename__ = "field_requests"
+    __table_args__ = (
+        # the open requests of a field collector (their visit list)
+        Index("ix_field_requests_open", "field_collector_id", "case_id",
+              sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
