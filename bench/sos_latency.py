@@ -44,6 +44,13 @@ from scheduler import jobs
 from scheduler.outbox_sender import OutboxSender
 
 
+class RealTimeClock(ManualClock):
+    """The harness wants a settable clock; here it follows real time (a 429's retry falls due for real)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
@@ -101,7 +108,7 @@ async def main() -> None:
     anchor = await bare_ptb_latency()
     print(f"anchor: bare PTB send_message p99 {anchor * 1000:.1f} ms")
     with tempfile.TemporaryDirectory() as tmp:
-        harness = BotHarness(sandbox_settings(Path(tmp)), ManualClock(datetime(2026, 11, 2, 1, tzinfo=UTC)))
+        harness = BotHarness(sandbox_settings(Path(tmp)), RealTimeClock(datetime.now(UTC)))
         await harness.start()
         try:
             team: list[tuple[FakeUser, str, FakeUser]] = []  # collector, their name, their supervisor

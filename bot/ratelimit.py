@@ -142,11 +142,16 @@ class FieldbotRateLimiter(AIORateLimiter):
         elif rate_limit_args is None:
             rate_limit_args = self.reply_retries
         chat_id = data.get("chat_id")
-        if self.pacer is not None and chat_id is not None and endpoint.startswith(("send", "copy", "forward")):
-            await self.pacer.acquire(REPLY)
-            try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-            finally:
-                if isinstance(chat_id, int):
-                    self.pacer.chat_sent(chat_id)
+        pacer = self.pacer
+        if pacer is not None and chat_id is not None and endpoint.startswith(("send", "copy", "forward")):
+
+            async def paced(*call_args: Any, **call_kwargs: Any) -> bool | JSONDict | list[JSONDict]:
+                await pacer.acquire(REPLY)  # every attempt, retries included, takes its slot
+                try:
+                    return await callback(*call_args, **call_kwargs)
+                finally:
+                    if isinstance(chat_id, int):
+                        pacer.chat_sent(chat_id)
+
+            return await super().process_request(paced, args, kwargs, endpoint, data, rate_limit_args)
         return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
