@@ -132,15 +132,17 @@ async def test_others_are_not_held_up_and_sos_never_waits(office: BotHarness) ->
     flood = [feeder.feed(office.updates.text(ANN, f"message {i}")) for i in range(60)]
     await asyncio.sleep(0.3)  # Ann's burst is used up; her backlog drains at 20/s
 
+    # Ann's backlog needs over 2 s more; Bob, in his own lane, is answered long before that (the margin
+    # is for a loaded machine: a single update takes milliseconds)
     start = time.monotonic()
     await feeder.feed(office.updates.text(BOB, "hello"))
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 1.5
     assert office.replies(office.api.calls, BOB.id)
 
     assert sum(not t.done() for t in flood) > 20  # Ann is still throttled
     sos = feeder.feed(office.updates.text(ANN, translator("en")("menu.sos")))
     took = await _until(lambda: _incidents_at_least(office, 1))
-    assert took < 0.5 and not all(t.done() for t in flood)  # the alarm is up before her backlog is through
+    assert took < 1.5 and not all(t.done() for t in flood)  # the alarm is up before her backlog is through
     await sos
     assert any(call.params.get("chat_id") == BOSS.id for call in office.api.calls)  # the supervisor is told
 
