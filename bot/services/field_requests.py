@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.i18n import N_
 from bot.services import audit, outbox, policy
@@ -29,7 +30,7 @@ async def open_request(session: AsyncSession, case_id: int, field_collector_id: 
     return request
 
 
-def open_request_case_ids(field_collector_id: int) -> Select[tuple[int]]:
+def open_request_case_ids(field_collector_id: int | ColumnElement[int]) -> Select[tuple[int]]:
     """The cases phone collectors asked this field collector to visit, still open (ix_field_requests_open)."""
     return select(FieldRequest.case_id).where(FieldRequest.field_collector_id == field_collector_id,
                                               FieldRequest.done_at.is_(None))

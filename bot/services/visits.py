@@ -7,6 +7,7 @@ Each answer is saved as it arrives; the report is filed in one transaction with 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal_column, not_, or_, select, union_all
+from sqlalchemy import Date, Float, Integer, Select, and_, bindparam, func, literal_column, not_, or_, select, union_all
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -27,7 +28,7 @@ from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import CLOSED_STATUSES
 from bot.services.errors import DomainError
-from bot.services.geo import geodesic
+from bot.services.geo import approx_meters, geodesic
 from bot.services.people import reviewers_of, t_for
 from bot.services.visit_summary import summary_text
 from bot.steps import ReviewStep
@@ -104,7 +105,7 @@ def _literals(values: Sequence[str]) -> list[ColumnElement[str]]:
     return [literal_column("'" + value.replace("'", "''") + "'") for value in values]
 
 
-def open_visit_of(collector_id: int) -> ColumnElement[bool]:
+def open_visit_of(collector_id: int | ColumnElement[int]) -> ColumnElement[bool]:
     """The join to the collector's open (draft or returned) visit of the case: uq_visits_open_per_case."""
     return and_(Visit.case_id == Case.id, Visit.collector_id == collector_id,
                 Visit.status.in_(_literals(OPEN_VISIT)))
@@ -131,6 +132,28 @@ def visit_list_query(collector_id: int, *, now: datetime, today: date, origin: t
     SQLite and PostgreSQL order alike. Cases without coordinates come after those with. The length and
     the overdue count are window aggregates over the whole list, computed before LIMIT: one round trip.
     """
+    statement = _visit_list_shape(origin is not None, limit is not None, offset > 0)
+    return statement.params(_visit_list_params(collector_id, now=now, today=today, origin=origin, offset=offset,
+                                               limit=limit))
+
+
+def _visit_list_params(collector_id: int, *, now: datetime, today: date, origin: tuple[float, float] | None,
+                       offset: int, limit: int | None) -> dict[str, Any]:
+    values: dict[str, Any] = {"collector_id": collector_id, "now": now, "today": today, "offset": offset,
+                              "limit": limit}
+    if origin is not None:
+        values.update(lat0=origin[0], lon0=origin[1], scale=math.cos(math.radians(origin[0])))
+    return values
+
+
+@functools.cache
+def _visit_list_shape(with_origin: bool, with_limit: bool, with_offset: bool
+                      ) -> Select[tuple[Case, int | None, int, int]]:
+    """The statement of :func:`visit_list_query` with bound parameters, built once per shape (building it
+    costs more than running it)."""
+    collector_id = bindparam("collector_id", type_=Integer)
+    today = bindparam("today", type_=Date)
+    now = bindparam("now", type_=Case.visit_due_at.type)
     not_closed = Case.status.not_in(_literals(CLOSED_STATUSES))
     open_visit = open_visit_of(collector_id)
     waiting = or_(Case.status == literal_column(f"'{CaseStatus.ASSIGNED.value}'"), Case.next_action_on <= today,
@@ -154,11 +177,9 @@ def visit_list_query(collector_id: int, *, now: datetime, today: date, origin: t
     overdue = sql_case((and_(Case.visit_done_at.is_(None),
                          or_(Case.visit_overdue_at.is_not(None), Case.visit_due_at <= now)), 1), else_=0)
     order: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = [Case.visit_due_at.is_(None), Case.visit_due_at]
-    if origin is not None:
-        lat0, lon0 = origin
-        scale = math.cos(math.radians(lat0))
-        north = Case.lat - lat0
-        east = (Case.lon - lon0) * scale
+    if with_origin:
+        north = Case.lat - bindparam("lat0", type_=Float)
+        east = (Case.lon - bindparam("lon0", type_=Float)) * bindparam("scale", type_=Float)
         order += [or_(Case.lat.is_(None), Case.lon.is_(None)), north * north + east * east]
     order.append(Case.id)
     statement = (
@@ -166,10 +187,10 @@ def visit_list_query(collector_id: int, *, now: datetime, today: date, origin: t
         .join_from(listed, Case, Case.id == listed.c.case_id)
         .order_by(*order)
     )
-    if limit is not None:
-        statement = statement.limit(limit)
-    if offset:
-        statement = statement.offset(offset)
+    if with_limit:
+        statement = statement.limit(bindparam("limit", type_=Integer))
+    if with_offset:
+        statement = statement.offset(bindparam("offset", type_=Integer))
     return statement
 
 
@@ -192,16 +213,18 @@ async def visit_list(session: AsyncSession, collector: StaffView, *, now: dateti
     """
     today = calendar.working_date(now)
     end_of_today = datetime.combine(today, calendar.work_end, calendar.tz)
-    rows = (await session.execute(visit_list_query(collector.id, now=now, today=today, origin=origin,
-                                                   offset=offset, limit=limit))).all()
+    shape = _visit_list_shape(origin is not None, limit is not None, offset > 0)
+    rows = (await session.execute(shape, _visit_list_params(collector.id, now=now, today=today, origin=origin,
+                                                            offset=offset, limit=limit))).all()
     if not rows and offset > 0:  # a page past the end (the list got shorter): the counts from the top
-        first = (await session.execute(visit_list_query(collector.id, now=now, today=today, limit=1))).first()
+        first = (await session.execute(_visit_list_shape(False, True, False), _visit_list_params(
+            collector.id, now=now, today=today, origin=None, offset=0, limit=1))).first()
         return VisitList([], int(first[2]), int(first[3]), offset) if first else VisitList([], 0, 0, offset)
     items = []
     for case, draft_id, _, _ in rows:
         distance = None
         if origin is not None and case.lat is not None and case.lon is not None:
-            distance = geodesic(origin, (case.lat, case.lon)).meters
+            distance = approx_meters(origin, (case.lat, case.lon))
         due = case.visit_due_at
         overdue = case.visit_done_at is None and (case.visit_overdue_at is not None or (due is not None and due <= now))
         items.append(ListItem(case, distance, overdue=overdue,
