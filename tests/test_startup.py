@@ -158,12 +158,12 @@ async def test_internal_error_in_the_callers_language(harness: BotHarness, monke
 async def test_an_error_in_the_access_gate_answers_in_the_telegram_language_and_stops(
         harness: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.i18n import translator
-    from bot.services import staff
+    from bot.services import gate
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the database fell over")
 
-    monkeypatch.setattr(staff, "active_by_telegram_id", broken)
+    monkeypatch.setattr(gate, "caller", broken)  # the gate's one read
     calls = await harness.send(harness.updates.command(BOB, "/start", "some-code"))
     assert harness.replies(calls, BOB.id) == [translator("en")("error.internal")]  # and nothing from any flow
 

@@ -22,9 +22,7 @@ from telegram.ext import ApplicationHandlerStop, TypeHandler
 from bot.context import FieldbotContext
 from bot.handlers.routing import Caller, remember
 from bot.i18n import resolve_locale, translator
-from bot.services import audit, flows, incidents, invites
-from bot.services import staff as staff_service
-from bot.services.actor import StaffView
+from bot.services import audit, gate, invites
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +73,13 @@ async def identify(update: Update, context: FieldbotContext) -> None:
         raise ApplicationHandlerStop  # groups and channels: no answer, no change
     runtime = context.runtime
     async with runtime.db.read() as session:
-        staff = await staff_service.active_by_telegram_id(session, user.id)
-        view = StaffView.of(staff) if staff is not None else None
-        flow = await flows.current(session, view.id) if view is not None else None
-        alarm = await incidents.open_for(session, view.id) if view is not None else None
-        live_location = update.edited_message is not None and update.edited_message.location is not None
-        # A live location feeds any open alarm, also one a duress PIN hid from the collector's screen.
-        feeds_alarm = live_location and view is not None and (
-            alarm is not None or await incidents.any_open_for(session, view.id) is not None)
-    remember(update, Caller(view, flow, alarm.id if alarm is not None else None))
+        found = await gate.caller(session, user.id)  # one statement: staff, flow step, open alarm
+    view = found.staff if found is not None else None
+    flow = found.flow if found is not None else None
+    live_location = update.edited_message is not None and update.edited_message.location is not None
+    # A live location feeds any open alarm, also one a duress PIN hid from the collector's screen.
+    feeds_alarm = live_location and found is not None and found.any_alarm_id is not None
+    remember(update, Caller(view, flow, found.alarm_id if found is not None else None))
     if update.edited_message is not None and not feeds_alarm:
         raise ApplicationHandlerStop  # an edited old message is not a new answer; live locations feed an alarm
     default = runtime.settings.default_locale

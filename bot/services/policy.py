@@ -257,10 +257,17 @@ async def _case_holders(session: AsyncSession, case_id: int) -> frozenset[int]:
     return frozenset(holders)
 
 
+def _keep(session: AsyncSession, *loaded: object) -> None:
+    """Hold what a loader read for the rest of the transaction: the session's identity map keeps objects
+    only weakly, and the service that asked the policy usually ``session.get``s the same row next."""
+    session.info.setdefault("policy_loaded", []).extend(loaded)
+
+
 async def case_subject(session: AsyncSession, case_id: int, action: Action | None = None) -> Subject:
     case = await session.get(Case, case_id)
     if case is None:
         raise NotFound()
+    _keep(session, case)
     holders = await _case_holders(session, case_id)
     team = case.team
     if team is None:  # a case without a team belongs to the team of whoever holds it
@@ -270,11 +277,15 @@ async def case_subject(session: AsyncSession, case_id: int, action: Action | Non
 
 
 async def visit_subject(session: AsyncSession, visit_id: int, action: Action | None = None) -> Subject:
-    visit = await session.get(Visit, visit_id)
-    if visit is None:
+    # One round trip: the visit, its collector's team and its case (what the visit steps show next).
+    row = (await session.execute(
+        select(Visit, Staff.team, Case).outerjoin(Staff, Staff.id == Visit.collector_id)
+        .outerjoin(Case, Case.id == Visit.case_id).where(Visit.id == visit_id))).first()
+    if row is None:
         raise NotFound()
-    return Subject("visit", visit_id, owner_ids=frozenset({visit.collector_id}),
-                   team=await _team_of(session, visit.collector_id))
+    visit, team, case = row
+    _keep(session, visit, case)
+    return Subject("visit", visit_id, owner_ids=frozenset({visit.collector_id}), team=team)
 
 
 async def alarm_reached(session: AsyncSession, incident_id: int) -> frozenset[int]:
