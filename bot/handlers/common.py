@@ -170,10 +170,22 @@ async def replace_buttons(update: Update, context: FieldbotContext, markup: Inli
 
 
 async def ask_for_text(update: Update, context: FieldbotContext, step: Step, data: dict[str, Any],
-                       prompt_key: str) -> None:
-    """Save the step that waits for a typed answer (so a restart keeps it), then ask the question."""
+                       prompt_key: str, *, check: Callable[[AsyncSession], Awaitable[object]] | None = None,
+                       what: str = "") -> None:
+    """Save the step that waits for a typed answer (so a restart keeps it), then ask the question.
+
+    ``check`` runs first in the same transaction (the service's rule: may this person answer this?); a
+    :class:`DomainError` from it is answered with :func:`refuse` (``what`` names the attempt) and
+    nothing is saved.
+    """
     staff = context.staff
     assert staff is not None
-    async with context.runtime.db.write() as session:
-        await flows.enter(session, staff.id, step, data, now=context.runtime.clock.now())
+    try:
+        async with context.runtime.db.write() as session:
+            if check is not None:
+                await check(session)
+            await flows.enter(session, staff.id, step, data, now=context.runtime.clock.now())
+    except DomainError as error:
+        await refuse(update, context, error, what=what or step.flow)
+        return
     await show(update, context, context.t(prompt_key), edit=False)

@@ -192,15 +192,11 @@ async def item_done(update: Update, context: FieldbotContext) -> None:
 
 @serves(Action.HANDOVER_DEPART)
 async def ask_note(update: Update, context: FieldbotContext) -> None:
-    assert context.staff is not None
+    staff = context.staff
+    assert staff is not None
     item_id = pressed(update, HandoverItemNote).item_id
-    try:
-        async with context.runtime.db.read() as session:
-            await handover.item_to_answer(session, context.staff, item_id)
-    except DomainError as error:
-        await refuse(update, context, error, what="handover.item")
-        return
-    await ask_for_text(update, context, HandoverStep.NOTE, {"item": item_id}, "handover.ask_note")
+    await ask_for_text(update, context, HandoverStep.NOTE, {"item": item_id}, "handover.ask_note",
+                       what="handover.item", check=lambda session: handover.item_to_answer(session, staff, item_id))
 
 
 @serves(Action.HANDOVER_DEPART)
@@ -287,15 +283,11 @@ async def lead_ok(update: Update, context: FieldbotContext) -> None:
 
 @serves(Action.HANDOVER_LEAD)
 async def ask_flag(update: Update, context: FieldbotContext) -> None:
-    assert context.staff is not None
+    staff = context.staff
+    assert staff is not None
     handover_id = pressed(update, HandoverFlag).handover_id
-    try:
-        async with context.runtime.db.read() as session:
-            await handover.check_lead(session, context.staff, handover_id)
-    except DomainError as error:
-        await refuse(update, context, error, what="handover.flag")
-        return
-    await ask_for_text(update, context, HandoverStep.FLAG, {"handover": handover_id}, "handover.ask_flag")
+    await ask_for_text(update, context, HandoverStep.FLAG, {"handover": handover_id}, "handover.ask_flag",
+                       what="handover.flag", check=lambda session: handover.check_lead(session, staff, handover_id))
 
 
 @serves(Action.HANDOVER_LEAD)

@@ -50,14 +50,10 @@ async def collector_chosen(update: Update, context: FieldbotContext) -> None:
     staff = context.staff
     assert staff is not None
     chosen = pressed(update, ToFieldCollector)
-    try:
-        async with context.runtime.db.read() as session:
-            await field_requests.prepare(session, staff, chosen.case_id, chosen.collector_id)
-    except DomainError as error:
-        await refuse(update, context, error, what="case.to_field")
-        return
     await ask_for_text(update, context, ToFieldStep.NOTE, {"case": chosen.case_id, "to": chosen.collector_id},
-                       "tofield.ask_note")
+                       "tofield.ask_note", what="case.to_field",
+                       check=lambda session: field_requests.prepare(session, staff, chosen.case_id,
+                                                                    chosen.collector_id))
 
 
 @serves(Action.CASE_TO_FIELD)
