@@ -18,6 +18,9 @@ BOB = FakeUser(3003, "Bob", language_code="en")
 PHOTO_1 = b"\xff\xd8\xff\xe0 front door " + bytes(range(200))
 PHOTO_2 = b"\xff\xd8\xff\xe0 letter box " + bytes(range(100, 250))
 VOICE = b"OggS voice of the visit " + bytes(300)
+LEAD = FakeUser(3004, "Lead", language_code="en")
+ZED = FakeUser(3005, "Zed", language_code="en")  # a supervisor of team B
+ADMIN = FakeUser(3006, "Admin", language_code="en")
 
 
 async def add_case(harness: BotHarness, case_no: str, to: int, where: tuple[float, float] | None) -> int:
@@ -44,6 +47,21 @@ async def field(harness: BotHarness) -> dict[str, int]:
     await harness.deliver_outbox()
     harness.api.clear()
     return ids
+
+
+@pytest.fixture
+async def office(harness: BotHarness, field: dict[str, int]) -> dict[str, int]:
+    """The field office with a team lead, a supervisor of team B and an admin: who alarms can reach."""
+    field["lead"] = await harness.onboard(LEAD, "Lead", Role.TEAM_LEAD, team="A")
+    field["zed"] = await harness.onboard(ZED, "Zed", Role.SUPERVISOR, team="B")
+    field["admin"] = await harness.onboard(ADMIN, "Admin", Role.ADMIN, team=None)
+    harness.api.clear()
+    return field
+
+
+def alerts(harness: BotHarness, user: FakeUser) -> list[str]:
+    """The emergency alerts ``user`` received."""
+    return [t for t in harness.api.texts(user.id) if t.startswith(("🆘 EMERGENCY", "🚨 DURESS"))]
 
 
 async def file_visit(harness: BotHarness, collector_id: int, case_id: int, code: str, answers: dict[str, object],

@@ -12,27 +12,10 @@ from sqlalchemy import select
 
 from bot.i18n import Translator
 from bot.sandbox.harness import BotHarness
-from bot.sandbox.updates import FakeUser
-from bot.storage.models import AuditEntry, Incident, IncidentEvent, Role
-from tests.field_office import ANN, BOB, BOSS
+from bot.storage.models import AuditEntry, Incident, IncidentEvent
+from tests.field_office import ADMIN, ANN, BOB, BOSS, LEAD, ZED, alerts
 
-LEAD = FakeUser(3004, "Lead", language_code="en")
-ZED = FakeUser(3005, "Zed", language_code="en")
-ADMIN = FakeUser(3006, "Admin", language_code="en")
 EVERYONE = (BOSS, LEAD, ZED, ADMIN)
-
-
-@pytest.fixture
-async def office(harness: BotHarness, field: dict[str, int]) -> dict[str, int]:
-    field["lead"] = await harness.onboard(LEAD, "Lead", Role.TEAM_LEAD, team="A")
-    field["zed"] = await harness.onboard(ZED, "Zed", Role.SUPERVISOR, team="B")
-    field["admin"] = await harness.onboard(ADMIN, "Admin", Role.ADMIN, team=None)
-    harness.api.clear()
-    return field
-
-
-def alerts(harness: BotHarness, user: FakeUser) -> list[str]:
-    return [t for t in harness.api.texts(user.id) if t.startswith(("🆘 EMERGENCY", "🚨 DURESS"))]
 
 
 async def incident(harness: BotHarness) -> Incident:

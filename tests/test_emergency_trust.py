@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from bot.buttons import AlarmAcknowledge, AlarmResolution, AlarmResolve, ImSafe
@@ -15,29 +14,13 @@ from bot.clock import ManualClock
 from bot.sandbox.harness import ApiCall, BotHarness, sandbox_settings
 from bot.sandbox.updates import FakeUser, group_chat
 from bot.storage.models import AuditEntry, FlowState, Incident, IncidentEvent, Role, Staff
-from tests.field_office import ANN, BOB, BOSS
+from tests.field_office import ADMIN, ANN, BOB, BOSS, LEAD, ZED, alerts
 
-LEAD = FakeUser(3004, "Lead", language_code="en")
-ZED = FakeUser(3005, "Zed", language_code="en")  # a supervisor of team B
-ADMIN = FakeUser(3006, "Admin", language_code="en")
 ALERT_GROUP = -1001234567890
 NOT_ALLOWED = "You are not allowed to do that."
 TOO_MANY = "Too many wrong PINs; this step is closed. Your supervisor will contact you."
 LOCKED = ("🔒 PIN entry is locked after too many wrong PINs. Your supervisor will contact you; "
           "press 🆘 SOS if you need help.")
-
-
-@pytest.fixture
-async def office(harness: BotHarness, field: dict[str, int]) -> dict[str, int]:
-    field["lead"] = await harness.onboard(LEAD, "Lead", Role.TEAM_LEAD, team="A")
-    field["zed"] = await harness.onboard(ZED, "Zed", Role.SUPERVISOR, team="B")
-    field["admin"] = await harness.onboard(ADMIN, "Admin", Role.ADMIN, team=None)
-    harness.api.clear()
-    return field
-
-
-def alerts(harness: BotHarness, user: FakeUser) -> list[str]:
-    return [t for t in harness.api.texts(user.id) if t.startswith(("🆘 EMERGENCY", "🚨 DURESS"))]
 
 
 async def incident(harness: BotHarness, incident_id: int = 1) -> Incident:
