@@ -5,20 +5,12 @@ write transaction starts with ``BEGIN IMMEDIATE`` so it takes the write lock up 
 transaction that reads and then writes can fail at once with ``SQLITE_BUSY_SNAPSHOT`` whatever the
 timeout. Read-only work uses :meth:`Database.read`, which begins a plain deferred transaction.
 PostgreSQL needs none of this and gets the default behaviour.
-
-Within one process, SQLite write transactions queue on an asyncio lock before they ``BEGIN IMMEDIATE``:
-SQLite admits one writer at a time anyway, and a writer that finds the lock taken sleeps in SQLite's
-busy handler (1, 2, 5, 10, ... ms, in its connection's thread) instead of starting the moment the
-previous one commits. Other processes still meet the busy timeout as before.
 """
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +23,6 @@ import bot.storage.models  # noqa: F401  (the mappers configure_mappers() sets u
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _BEGIN_OPTION = "fieldbot_sqlite_begin"
-# Set while this task is inside a write transaction: a write opened inside it (or in a task it started)
-# goes straight to SQLite, as before the lock, rather than waiting for a lock its own caller holds.
-_in_write: ContextVar[bool] = ContextVar("fieldbot_in_write", default=False)
 
 
 def is_sqlite(url: str) -> bool:
@@ -88,38 +77,12 @@ class Database:
         configure_mappers()
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(reader, expire_on_commit=False)
-        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary())
-
-    def _write_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self._write_locks.get(loop)
-        if lock is None:
-            lock = self._write_locks[loop] = asyncio.Lock()
-        return lock
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: commits when the block ends, rolls back on an exception."""
-        if not self.sqlite or _in_write.get():
-            async with self._writer() as session, session.begin():
-                yield session
-            return
-        lock = self._write_lock()
-        try:
-            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
-                await lock.acquire()
-            acquired = True
-        except TimeoutError:  # a writer that never finishes: leave the waiting to SQLite's busy timeout
-            acquired = False
-        token = _in_write.set(True)
-        try:
-            async with self._writer() as session, session.begin():
-                yield session
-        finally:
-            _in_write.reset(token)
-            if acquired:
-                lock.release()
+        async with self._writer() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
