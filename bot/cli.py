@@ -489,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="show the whole product in one run, without a token")
     demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "en"])
     demo.set_defaults(func=cmd_demo)
+
+    # custody of the record and the machine's health: commands kept in modules of their own
+    from bot import cli_backup, cli_retention, cli_status
+
+    for module in (cli_backup, cli_retention, cli_status):
+        module.register(sub)
     return parser
 
 

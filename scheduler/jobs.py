@@ -111,6 +111,40 @@ SWEEPS: list[tuple[str, Sweep, float]] = [
 ]
 
 
+async def backup_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    from bot.services import backup
+
+    return await backup.daily_sweep(runtime)
+
+
+async def checkpoint_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    from bot.services import audit_checkpoint
+
+    return await audit_checkpoint.sweep(runtime)
+
+
+async def retention_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    from bot.services import retention
+
+    return await retention.sweep(runtime)
+
+
+async def health_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    from bot.services import health
+
+    return await health.sweep(runtime)
+
+
+# The custody sweeps (backups, the audit checkpoint, retention, outages) follow the real calendar and
+# the machine's files: they run on the job queue only, not in ``run_all``'s one tick of the flows.
+CUSTODY_SWEEPS: list[tuple[str, Sweep, float]] = [
+    ("health", health_sweep, 60.0),
+    ("checkpoint", checkpoint_sweep, 60.0),
+    ("backup", backup_sweep, 600.0),
+    ("retention", retention_sweep, 3600.0),
+]
+
+
 def _runtime(context: CallbackContext[Any, Any, Any, Any]) -> Runtime:
     runtime = context.application.bot_data[RUNTIME_KEY]
     assert isinstance(runtime, Runtime)
@@ -194,4 +228,7 @@ def register_jobs(application: Application[Any, Any, Any, Any, Any, Any]) -> Non
         if sender and name in SENT_BY_THE_SENDER:
             continue
         application.job_queue.run_repeating(_job(name, sweep), interval=interval, first=1.0,
+                                            name=name, job_kwargs=kwargs)
+    for name, sweep, interval in CUSTODY_SWEEPS:
+        application.job_queue.run_repeating(_job(name, sweep), interval=interval, first=5.0,
                                             name=name, job_kwargs=kwargs)

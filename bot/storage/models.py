@@ -565,3 +565,68 @@ class FieldRequest(Base):
     created_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
+
+
+class Backup(Base):
+    """One run of ``fieldbot backup``: what it copied where, the manifest's hash, or why it failed."""
+
+    __tablename__ = "backups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    backup_id: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(10))  # running | ok | failed
+    targets: Mapped[list[str]] = mapped_column(JSON, default=list)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    audit_seq: Mapped[int | None] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_copied: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class LegalHold(Base):
+    """A hold on one case's material: while it is not released, the retention purge leaves the case alone."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(100))
+    placed_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(100))
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class PurgedCase(Base):
+    """The tombstone of a case whose material was purged after its retention period: what went, and when."""
+
+    __tablename__ = "purged_cases"
+    __table_args__ = (Index("ix_purged_cases_bank_case_no", "bank", "case_no"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank: Mapped[str] = mapped_column(String(100))
+    case_no: Mapped[str] = mapped_column(String(64))
+    contract_end: Mapped[date | None] = mapped_column(Date)
+    entrusted_on: Mapped[date | None] = mapped_column(Date)
+    case_created_at: Mapped[datetime | None]
+    keep_until: Mapped[date] = mapped_column(Date)
+    purged_at: Mapped[datetime]
+    rows: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # table -> rows deleted
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # sha256, kind, deleted or kept
+
+
+class Outage(Base):
+    """A time the bot was down: from the last heartbeat before the gap to when a process came back.
+
+    The SOP's 12-hour repair clock starts at ``down_since``; ``repair_due_at`` is that plus 12 hours."""
+
+    __tablename__ = "outages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    down_since: Mapped[datetime] = mapped_column(unique=True)
+    back_at: Mapped[datetime]
+    repair_due_at: Mapped[datetime]
+    notified_at: Mapped[datetime | None]

@@ -1,0 +1,9 @@
+"""(being written)"""
+
+from __future__ import annotations
+
+from bot.runtime import Runtime
+
+
+async def sweep(runtime: Runtime) -> int:
+    return 0
