@@ -34,6 +34,7 @@ from bot.storage.models import (
     ExtensionRequest,
     FieldRequest,
     FlowState,
+    GeocodeResult,
     Handover,
     HandoverIssue,
     HandoverItem,
@@ -150,6 +151,10 @@ async def test_purged_exactly_five_years_after_the_contract_end(any_database: Da
     async with any_database.write() as session:  # someone's flow was left pointing at the case's visit
         session.add(FlowState(staff_id=(await staff_ids(any_database))[1], flow="review", step="comment",
                               data={"visit_id": seeded.visit_id}, updated_at=NOW))
+        session.add(GeocodeResult(query="上海市 黄浦区", lat=31.2, lon=121.5, provider="test", at=NOW))
+        case = await session.get(Case, seeded.case_id)
+        assert case is not None
+        case.address = "上海市\u3000黄浦区"
 
     day_before = await purge(runtime, TODAY - timedelta(days=1))
     assert day_before.due == [] and day_before.purged == []
@@ -165,6 +170,7 @@ async def test_purged_exactly_five_years_after_the_contract_end(any_database: Da
     assert await count(any_database, Reminder) == 2  # only C-2's two remain
     assert await count(any_database, HandoverIssue) == 1  # C-1's handover lost its only item, and its issue
     assert await count(any_database, FlowState) == 0
+    assert await count(any_database, GeocodeResult) == 0  # the address was only C-1's
     assert await count(any_database, Case, Case.id == other.case_id) == 1
     assert not runtime.media.path(seeded.photo).exists()
     assert runtime.media.path(other.photo).exists()
@@ -180,6 +186,7 @@ async def test_purged_exactly_five_years_after_the_contract_end(any_database: Da
     assert tombstone.entrusted_on == date(2020, 1, 1) and tombstone.case_created_at is not None
     assert tombstone.rows["cases"] == 1 and tombstone.rows["evidence"] == 1 and tombstone.rows["reminders"] == 2
     assert tombstone.rows["incidents_unlinked"] == 2 and tombstone.rows["flow_states"] == 1
+    assert tombstone.rows["geocode_cache"] == 1
     assert tombstone.files == [{"sha256": hashlib.sha256(b"photo of C-1").hexdigest(), "kind": "photo",
                                 "path": seeded.photo, "deleted": True}]
     details = json.loads(entry.details)

@@ -10,7 +10,8 @@ the case or one of its visits, or a legal hold that is not released.
 
 **Purging one case** is one transaction: every row of the case (assignments, visits, evidence,
 promises, reminders, extension requests, field requests, handover items, flow states pointing at it,
-released legal holds) and the case row go; incidents are staff-safety records and stay, with their
+released legal holds, the geocoder's cached answer for its address when no other case has it) and
+the case row go; incidents are staff-safety records and stay, with their
 ``case_id``/``visit_id`` set to NULL; a handover left without items loses its issues (their notes are
 about the cases). A :class:`PurgedCase` tombstone and a ``retention.purged`` audit entry are written
 in the same transaction. The bank's original file (and its copies in ``backup_dirs``) goes, with the
@@ -46,6 +47,7 @@ from bot.runtime import Runtime
 from bot.services import audit
 from bot.services.cases import CLOSED_STATUSES
 from bot.services.errors import DomainError, NotFound
+from bot.services.geocoding import normalize_address
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.models import (
@@ -56,6 +58,7 @@ from bot.storage.models import (
     ExtensionRequest,
     FieldRequest,
     FlowState,
+    GeocodeResult,
     HandoverIssue,
     HandoverItem,
     Incident,
@@ -334,11 +337,14 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
     counted("legal_holds", await session.execute(delete(LegalHold).where(LegalHold.case_id == case.id)))
     counted("assignments", await session.execute(delete(Assignment).where(Assignment.case_id == case.id)))
     counted("visits", await session.execute(delete(Visit).where(Visit.case_id == case.id)))
-    import_id, bank, case_no = case.import_id, case.bank, case.case_no
+    import_id, bank, case_no, address = case.import_id, case.bank, case.case_no, case.address
     entrusted_on, created_at = case.entrusted_on, case.created_at
     await session.delete(case)
     await session.flush()
     rows["cases"] = 1
+    if not await session.scalar(select(func.count()).select_from(Case).where(Case.address == address)):
+        counted("geocode_cache", await session.execute(
+            delete(GeocodeResult).where(GeocodeResult.query == normalize_address(address))))
 
     files: list[dict[str, Any]] = []
     unlink: list[Path] = []
