@@ -55,7 +55,8 @@ for _responder in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
     ROLE_COMMANDS[_responder] += [("incidents", N_("command.incidents"))]
 for _starter in (Role.SUPERVISOR, Role.ADMIN):
     ROLE_COMMANDS[_starter] += [("handover", N_("command.handover"))]
-ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign"))]
+ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign")),
+                              ("status", N_("command.status"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
 

@@ -90,6 +90,8 @@ class Action(StrEnum):
     REPORT_VIEW = "report.view"
     # one's own language and menu
     PROFILE_OWN = "profile.own"
+    # the machine's health: heartbeat, backups, outbox backlog, disk, outages (/status)
+    SYSTEM_STATUS = "system.status"
 
 
 R = Role
@@ -119,6 +121,7 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
     Action.REPORT_VIEW: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S}), R.SUPERVISOR: frozenset({T}),
                          R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.PROFILE_OWN: {role: frozenset({S}) for role in Role},
+    Action.SYSTEM_STATUS: {R.ADMIN: frozenset({A})},
 }
 """The whole policy. Notes on the choices:
 
@@ -129,6 +132,8 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
   resolved by its owner (the one who pressed "I'm on it") or a supervisor of the collector's team.
 * /report: a field collector sees their own figures (SELF), supervisors and team leads their team's,
   admin staff every team's.
+* /status (the machine's health, backups, outages) is the admin office's, who runs the backups; supervisors
+  hear of an outage by its notice.
 * A handover's lead review belongs to the team lead(s) of the departing collector's team (its
   supervisors when the team has no lead): the handover names them.
 """
