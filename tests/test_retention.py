@@ -253,6 +253,25 @@ async def test_a_hold_keeps_the_case_until_it_is_released(any_database: Database
     assert actions == ["retention.hold", "retention.release", "retention.purged"]
 
 
+async def test_a_failed_purge_leaves_the_case_and_its_files(database: Database, tmp_path: Path, clock: ManualClock,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files go only after the commit: a transaction that fails keeps every row and every file."""
+    runtime = runtime_for(database, tmp_path, clock)
+    seeded = await seed_case(database, runtime.media, "F-1", ENDED)
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(retention.audit, "record", broken)
+    with pytest.raises(RuntimeError):
+        await purge(runtime, TODAY)
+    assert await count(database, Case) == 1 and await count(database, Evidence) == 1
+    assert await count(database, PurgedCase) == 0 and runtime.media.path(seeded.photo).exists()
+    monkeypatch.undo()
+    assert [p.case_no for p in (await purge(runtime, TODAY)).purged] == ["F-1"]
+    assert not runtime.media.path(seeded.photo).exists()
+
+
 async def test_shared_media_stay_until_both_cases_are_purged(any_database: Database, tmp_path: Path,
                                                              clock: ManualClock) -> None:
     runtime = runtime_for(any_database, tmp_path, clock)

@@ -25,7 +25,9 @@ pointing at a missing file. The tombstone's ``files`` list says, per file, wheth
 for deletion (``deleted``) or kept because another case still uses it.
 
 The monthly :func:`sweep` claims the month with a ``ReportRun(kind="retention")`` row (unique per
-kind and period), so it purges at most once per calendar month, even with two processes.
+kind and period), so it purges at most once per calendar month, even with two processes. A run
+that stops part-way leaves whole cases purged or untouched; the rest go with next month's run (or
+``fieldbot purge``).
 """
 
 from __future__ import annotations
