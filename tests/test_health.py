@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.cli import main
 from bot.clock import ManualClock, SystemClock
@@ -226,8 +226,8 @@ def _state(database: Database, *, beat_ago: timedelta | None, backup_ago: timede
         now = SystemClock().now()
         try:
             async with database.write() as s:
-                await s.execute(Backup.__table__.delete())
-                await s.execute(Instance.__table__.delete())
+                await s.execute(delete(Backup))
+                await s.execute(delete(Instance))
                 if backup_ago is not None:
                     s.add(_backup(now - backup_ago))
             if beat_ago is not None:
