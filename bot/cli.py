@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
@@ -52,9 +53,11 @@ def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]], *, upg
     """Open the database (migrated to the newest schema), run ``work``, close it."""
 
     async def main() -> T:
+        from bot.runtime import load_keys
         from bot.storage import migrate
         from bot.storage.db import Database
 
+        load_keys(settings)
         database = Database(settings.database_url)
         try:
             if upgrade:
@@ -233,11 +236,12 @@ def cmd_staff_deactivate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.services import audit
+    from bot.services import audit, audit_checkpoint
 
     async def work(database: Database) -> int:
+        heads = audit_checkpoint.known_heads(settings, extra_dirs=tuple(args.against or ()))
         async with database.read() as session:
-            result = await audit.verify(session)
+            result = await audit.verify(session, checkpoints=heads)
         print(result.describe())
         return 0 if result.ok else 1
 
@@ -263,6 +267,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from bot.i18n import translator
     from bot.runtime import Runtime
     from bot.services import intake
+    from bot.storage.private import write_private
 
     path = Path(args.file)
     if not path.is_file():
@@ -295,7 +300,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     rejects = summary.rejects_csv(t)
     if rejects is not None:
         target = path.with_name(f"{path.stem}.rejects.csv")
-        target.write_bytes(rejects)
+        write_private(target, rejects)  # full names and phones: owner-only
         print(f"{t('import.rejects_caption', count=summary.rejected)} → {target}")
     return summary.exit_code
 
@@ -443,8 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    audit_sub.add_parser("verify", help="recompute the hash chain; names the first bad entry").set_defaults(
-        func=cmd_audit_verify)
+    verify = audit_sub.add_parser("verify", help="recompute the keyed chain and compare its head with the last "
+                                  "checkpoint; names the first bad or missing entry")
+    verify.add_argument("--against", type=Path, action="append", metavar="DIR",
+                        help="also a backup folder whose newest manifest's head to compare with (repeatable)")
+    verify.set_defaults(func=cmd_audit_verify)
 
     imp = sub.add_parser("import", help="import a bank case file (CSV in UTF-8 or GBK, or XLSX)")
     imp.add_argument("file")
@@ -500,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # whatever the bot or a library writes is the bot user's alone (bot/storage/private.py)
     from bot.config import ConfigError, load_settings
     from bot.runtime import calendar_from
     from bot.services.calendar import CalendarConfigError

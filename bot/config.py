@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     token: SecretStr | None = None
     database_url: str = "sqlite+aiosqlite:///./data/fieldbot.db"
     data_dir: Path = Path("./data")
+    # The audit and file keys (bot/storage/keys.py); default <data_dir>/keys. Every process sharing a
+    # database must see the same keys folder.
+    keys_dir: Path | None = None
     api_base_url: str = DEFAULT_API_BASE_URL
     api_file_url: str = DEFAULT_API_FILE_URL
     local_mode: bool = False
@@ -64,6 +67,10 @@ class Settings(BaseSettings):
     throttle_rate: float = Field(default=1.0, ge=0)
     throttle_burst: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_dir if self.keys_dir is not None else self.data_dir / "keys"
 
     @field_validator("default_locale")
     @classmethod

@@ -8,11 +8,18 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.services import audit
 from bot.services.calendar import WorkCalendar
 from bot.services.geocoding import GeocoderLike, make_geocoder
 from bot.services.quiet import QuietHours
+from bot.storage import keys
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
+
+
+def load_keys(settings: Settings) -> None:
+    """Load (on first start: create) the audit key; every audit entry of this process is keyed with it."""
+    audit.use_key(keys.load_or_create(settings.keys_path, keys.AUDIT_KEY))
 
 
 def calendar_from(settings: Settings) -> WorkCalendar:
@@ -31,8 +38,9 @@ class Runtime:
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
+        load_keys(self.settings)
         self.calendar = calendar_from(self.settings)
-        self.media = MediaStore(self.settings.data_dir)
+        self.media = MediaStore(self.settings.data_dir, keys_dir=self.settings.keys_path)
         self.geocoder = make_geocoder(self.settings.geocoder)
 
     @property

@@ -22,6 +22,20 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 PG_ENV = "FIELDBOT_TEST_PG_URL"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def audit_key(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """One keys folder for the whole run (and the ``fieldbot`` processes tests start): the audit key is
+    process-wide, as it is in production, where every process of a deployment shares the keys folder."""
+    from bot.services import audit
+    from bot.storage import keys
+
+    folder = tmp_path_factory.mktemp("keys")
+    os.environ["FIELDBOT_KEYS_DIR"] = str(folder)
+    key = keys.load_or_create(folder, keys.AUDIT_KEY)
+    audit.use_key(key)
+    return key
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     # Monday 2 November 2026, 09:00 in Shanghai: an ordinary working morning.

@@ -169,13 +169,19 @@ async def test_two_backups_with_the_files_hash(any_database: Database, run_impor
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     summary = await run_import(path, backup_dirs=[tmp_path / "nas"], bank=None)
     assert summary.sha256 == digest
-    kept = tmp_path / "data" / "media" / "imports" / digest[:2] / f"{digest}.csv"
+    kept = tmp_path / "data" / "media" / "imports" / digest[:2] / f"{digest}.csv.sealed"
     copy = Path(summary.backups[0])
-    assert kept.read_bytes() == copy.read_bytes() == path.read_bytes()
+    assert kept.read_bytes() == copy.read_bytes()
     assert copy.is_relative_to(tmp_path / "nas")
     async with any_database.read() as session:
         record = await session.scalar(select(CaseImport))
-    assert record is not None and record.sha256 == digest and record.stored_path.endswith(f"{digest}.csv")
+    assert record is not None and record.sha256 == digest and record.stored_path.endswith(f"{digest}.csv.sealed")
+    # sealed: neither copy holds the bank's full ID numbers or phones; the store opens it to the original
+    full_ids = [case.id_number for case in sample_cases()]
+    for stored in (kept.read_bytes(), copy.read_bytes()):
+        assert not any(number.encode() in stored for number in full_ids)
+        assert "证件号码".encode() not in stored and "证件号码".encode("gbk") not in stored
+    assert MediaStore(tmp_path / "data").read(record.stored_path) == path.read_bytes()
 
 
 async def test_import_finishing_over_two_hours_after_receipt_is_flagged(

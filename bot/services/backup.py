@@ -1,9 +1,486 @@
-"""(being written)"""
+"""Backups and restores: the SOP's two copies of everything (branch and head office) and the way back.
+
+**Backup** (:func:`make_backup`, ``fieldbot backup``, and the daily ``backup`` sweep):
+
+1. An online, consistent snapshot of the database while the bot keeps working: SQLite's backup API
+   (one read transaction: the copy is the database as of one instant, whatever is written meanwhile),
+   or ``pg_dump`` on PostgreSQL, run inside a repeatable-read transaction that exported its snapshot,
+   so the dump, the row counts and the list of files all describe the same instant.
+2. Every media file not yet in the folder (photos, recordings, the sealed bank files, reports):
+   the store is content-addressed, so a file already there is not copied again (incremental). Each
+   copy is hashed as it lands.
+3. A manifest (``backup_manifest.py``): SHA-256 of every file, the row counts and the audit head,
+   signed with the audit key. It goes last: a snapshot folder without a manifest is not a backup.
+
+This goes to each folder of ``FIELDBOT_BACKUP_DIRS`` (e.g. a branch disk and a head-office mount).
+Each run is a ``backups`` row (running, ok or failed) and an audit entry. The keys folder is not
+copied (``keys.py``).
+
+**Restore** (:func:`restore`, ``fieldbot restore``): checks the manifest's signature and every file's
+hash and refuses a damaged backup naming the files; restores only into an empty database and media
+folder unless ``confirm`` repeats the backup's id (the SOP: restoring needs head office's approval,
+and the audit entry it writes names who ran it and the approval); then checks the row counts against
+the manifest and the audit log against the manifest's head.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, table
+from sqlalchemy.engine import make_url
+
+from bot.config import Settings
 from bot.runtime import Runtime
+from bot.services import audit, audit_checkpoint, outbox
+from bot.services.backup_manifest import FileEntry, Manifest, ManifestError, media_root, resolve
+from bot.services.people import t_for
+from bot.storage.db import Database
+from bot.storage.media import sha256_file
+from bot.storage.models import Backup, Role, Staff
+from bot.storage.private import copy_private, private_dir, write_private
+
+log = logging.getLogger(__name__)
+
+SQLITE_FILE = "database.sqlite3"
+PG_FILE = "database.pgdump"
+DAILY = timedelta(hours=23)  # a backup older than this is due (the daily sweep)
+RETRY_AFTER = timedelta(hours=1)  # after a failed run
+MISSING_AFTER = timedelta(hours=26)  # no good backup for this long: the admins are told
+
+
+class BackupError(Exception):
+    """The backup could not be made; the message says why."""
+
+
+class RestoreRefused(Exception):
+    """The restore was refused before anything was written; ``problems`` names what is wrong."""
+
+    def __init__(self, reason: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(reason if not problems else f"{reason}: {'; '.join(problems)}")
+        self.reason = reason
+        self.problems = list(problems)
+
+
+@dataclass
+class BackupResult:
+    backup_id: str
+    folders: list[Path]
+    manifest: Manifest
+    copied: int = 0  # media files copied this time (all folders)
+    bytes_copied: int = 0
+
+
+@dataclass
+class Snapshot:
+    """What a database snapshot holds, read from the snapshot itself."""
+
+    counts: dict[str, int]
+    head: audit.Head
+    referenced: list[str] = field(default_factory=list)  # media paths rows point at
+
+
+def new_backup_id(now: datetime) -> str:
+    return f"{now.astimezone().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _tables(names: Sequence[str]) -> list[str]:
+    return sorted(n for n in names if not n.startswith("sqlite_") and n != "alembic_version")
+
+
+# -- the database snapshot ---------------------------------------------------------------------------------
+
+def _sqlite_path(url: str) -> Path:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise BackupError(f"cannot back up the SQLite database {url!r}: it is not a file")
+    return Path(database).expanduser()
+
+
+def _read_sqlite_snapshot(path: Path) -> Snapshot:
+    con = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        counts = {t: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in _tables(names)}
+        last = con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        referenced = [r[0] for r in con.execute("SELECT path FROM evidence WHERE path IS NOT NULL "
+                                                "UNION SELECT stored_path FROM imports")]
+    finally:
+        con.close()
+    head = audit.Head(seq=int(last[0]), hash=str(last[1])) if last else audit.Head(seq=0, hash=audit.GENESIS)
+    return Snapshot(counts=counts, head=head, referenced=referenced)
+
+
+def _sqlite_snapshot(source: Path, target: Path) -> Snapshot:
+    """Copy the live database with SQLite's backup API (one step: one consistent read) into ``target``."""
+    private_dir(target.parent)
+    src = sqlite3.connect(source, timeout=30)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
+    finally:
+        dst.close()
+        src.close()
+    os.chmod(target, 0o600)
+    return _read_sqlite_snapshot(target)
+
+
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL as pg_dump / pg_restore / asyncpg take it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _run(*argv: str) -> None:
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        first = err.decode("utf-8", "replace").strip().splitlines()
+        raise BackupError(f"{argv[0]} failed ({proc.returncode}): {first[0] if first else 'no message'}")
+
+
+async def _pg_snapshot(url: str, target: Path) -> Snapshot:
+    """pg_dump of the snapshot a repeatable-read transaction exported; counts and files from the same one."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    if shutil.which("pg_dump") is None:
+        raise BackupError("pg_dump is not installed (Debian/Ubuntu: apt-get install postgresql-client)")
+    private_dir(target.parent)
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            snapshot_id = await conn.fetchval("SELECT pg_export_snapshot()")
+            await _run("pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--snapshot={snapshot_id}",
+                       f"--file={target}", f"--dbname={libpq_url(url)}")
+            names = [r[0] for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+            counts = {t: int(await conn.fetchval(f'SELECT count(*) FROM "{t}"')) for t in _tables(names)}
+            last = await conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            referenced = [r[0] for r in await conn.fetch("SELECT path FROM evidence WHERE path IS NOT NULL "
+                                                         "UNION SELECT stored_path FROM imports")]
+    finally:
+        await conn.close()
+    os.chmod(target, 0o600)
+    head = audit.Head(seq=int(last[0]), hash=str(last[1])) if last else audit.Head(seq=0, hash=audit.GENESIS)
+    return Snapshot(counts=counts, head=head, referenced=referenced)
+
+
+# -- media ------------------------------------------------------------------------------------------------
+
+def _media_files(data_dir: Path, referenced: Sequence[str]) -> list[Path]:
+    """Every file of the media store (relative to the data dir); a file a row points at must be there."""
+    root = data_dir / "media"
+    found = sorted(p.relative_to(data_dir) for p in root.rglob("*")
+                   if p.is_file() and not p.name.startswith(".incoming-")) if root.is_dir() else []
+    have = {p.as_posix() for p in found}
+    missing = sorted(set(referenced) - have)
+    if missing:
+        raise BackupError(f"{len(missing)} file(s) the database points at are not in the media store, "
+                          f"e.g. {missing[0]}")
+    return found
+
+
+def _content_hash(relative: Path, data_dir: Path) -> str:
+    """A content-addressed file's SHA-256 is its name (plain files); a sealed or other file is hashed."""
+    name = relative.name
+    stem = name.split(".", 1)[0]
+    if len(stem) == 64 and all(c in "0123456789abcdef" for c in stem) and not name.endswith(".sealed"):
+        return stem
+    return sha256_file(data_dir / relative)
+
+
+def _copy_media(data_dir: Path, files: Sequence[Path], folder: Path) -> tuple[list[FileEntry], int, int]:
+    entries, copied, size_copied = [], 0, 0
+    for relative in files:
+        source = data_dir / relative
+        digest = _content_hash(relative, data_dir)
+        size = source.stat().st_size
+        entry = FileEntry(path=relative.as_posix(), sha256=digest, size=size)
+        target = entry.in_folder(folder)
+        if not (target.exists() and target.stat().st_size == size):
+            copy_private(source, target)
+            if sha256_file(target) != digest:
+                target.unlink(missing_ok=True)
+                raise BackupError(f"{relative}: its copy in {folder} does not match its SHA-256 (changed on disk?)")
+            copied += 1
+            size_copied += size
+        entries.append(entry)
+    return entries, copied, size_copied
+
+
+# -- backup -----------------------------------------------------------------------------------------------
+
+async def make_backup(database: Database, settings: Settings, *, now: datetime,
+                      folders: Sequence[Path] | None = None, actor: str | None = None) -> BackupResult:
+    """Snapshot the database and copy the media and a manifest to every backup folder."""
+    folders = list(folders if folders is not None else settings.backup_dirs)
+    if not folders:
+        raise BackupError("no backup folder: set FIELDBOT_BACKUP_DIRS (branch and head office) or pass --to")
+    backup_id = new_backup_id(now)
+    async with database.write() as session:
+        row = Backup(backup_id=backup_id, started_at=now, status="running", targets=[str(f) for f in folders],
+                     files=0, bytes_copied=0)
+        session.add(row)
+        await session.flush()
+        row_id = row.id
+    staging = private_dir(settings.data_dir / f".backup-{backup_id}")
+    try:
+        if database.sqlite:
+            db_file = staging / SQLITE_FILE
+            snap = await asyncio.to_thread(_sqlite_snapshot, _sqlite_path(database.url), db_file)
+        else:
+            db_file = staging / PG_FILE
+            snap = await _pg_snapshot(database.url, db_file)
+        files = await asyncio.to_thread(_media_files, settings.data_dir, snap.referenced)
+        manifest = Manifest(
+            backup_id=backup_id, created_at=now, database_kind="sqlite" if database.sqlite else "postgresql",
+            database_file=db_file.name, database_sha256=await asyncio.to_thread(sha256_file, db_file),
+            database_size=db_file.stat().st_size, counts=snap.counts, audit_head=snap.head)
+        result = BackupResult(backup_id=backup_id, folders=folders, manifest=manifest)
+        for folder in folders:
+            entries, copied, size = await asyncio.to_thread(_copy_media, settings.data_dir, files, folder)
+            manifest.files = entries
+            result.copied += copied
+            result.bytes_copied += size
+            target = folder / "snapshots" / backup_id
+            await asyncio.to_thread(copy_private, db_file, target / db_file.name)
+            if await asyncio.to_thread(sha256_file, target / db_file.name) != manifest.database_sha256:
+                raise BackupError(f"the database copy in {target} does not match its SHA-256")
+            write_private(target / "manifest.json", manifest.dumps())
+            manifest.folder = target
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        reason = str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}"
+        log.error("backup %s failed: %s", backup_id, reason)
+        async with database.write() as session:
+            failed = await session.get(Backup, row_id)
+            assert failed is not None
+            failed.status, failed.finished_at, failed.error = "failed", now, reason[:2000]
+            await audit.record(session, action="backup.failed", object_type="backup", object_id=backup_id,
+                               details={"reason": reason[:500], "by": actor}, at=now)
+        raise BackupError(reason) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    finished = now
+    async with database.write() as session:
+        done = await session.get(Backup, row_id)
+        assert done is not None
+        done.status, done.finished_at = "ok", finished
+        done.manifest_sha256 = sha256_file(folders[0] / "snapshots" / backup_id / "manifest.json")
+        done.audit_seq, done.files, done.bytes_copied = snap.head.seq, len(files), result.bytes_copied
+        await audit.record(session, action="backup.made", object_type="backup", object_id=backup_id,
+                           details={"folders": [str(f) for f in folders], "files": len(files),
+                                    "copied": result.copied, "audit_seq": snap.head.seq, "by": actor}, at=now)
+    return result
+
+
+async def last_backups(database: Database) -> tuple[Backup | None, Backup | None]:
+    """The newest successful backup and the newest run of any outcome."""
+    async with database.read() as session:
+        ok = await session.scalar(select(Backup).where(Backup.status == "ok").order_by(Backup.finished_at.desc())
+                                  .limit(1))
+        last = await session.scalar(select(Backup).order_by(Backup.started_at.desc()).limit(1))
+    return ok, last
+
+
+async def _tell_admins(database: Database, *, key: str, what: str, now: datetime, dedupe: str, **params: object) -> int:
+    async with database.write() as session:
+        admins = list(await session.scalars(select(Staff).where(
+            Staff.role == Role.ADMIN.value, Staff.active.is_(True), Staff.telegram_user_id.is_not(None))))
+        sent = 0
+        for admin in admins:
+            assert admin.telegram_user_id is not None
+            row = await outbox.enqueue(session, chat_id=admin.telegram_user_id, text=t_for(admin)(key, **params),
+                                       kind=what, now=now, priority=outbox.Priority.URGENT,
+                                       dedupe_key=f"{dedupe}:{admin.id}")
+            sent += row is not None
+    return sent
 
 
 async def daily_sweep(runtime: Runtime) -> int:
-    return 0
+    """Back up once a day; tell the admins when a run fails, when there are no backup folders, and when
+    there has been no good backup for more than a day. Returns 1 when it made a backup."""
+    now, settings = runtime.clock.now(), runtime.settings
+    day = now.astimezone(runtime.tz).date().isoformat()
+    if not settings.backup_dirs:
+        await _tell_admins(runtime.db, key="backup.alert_no_folders", what="backup_alert", now=now,
+                           dedupe=f"backup-no-folders:{day}")
+        return 0
+    ok, last = await last_backups(runtime.db)
+    if ok is not None and ok.finished_at is not None and now - ok.finished_at < DAILY:
+        return 0
+    if last is not None and last.status != "ok" and now - last.started_at < RETRY_AFTER:
+        return 0
+    try:
+        await make_backup(runtime.db, settings, now=now, actor="daily sweep")
+    except BackupError as exc:
+        await _tell_admins(runtime.db, key="backup.alert_failed", what="backup_alert", now=now,
+                           dedupe=f"backup-failed:{day}", reason=str(exc)[:300])
+        if ok is None or ok.finished_at is None or now - ok.finished_at > MISSING_AFTER:
+            since = ok.finished_at.astimezone(runtime.tz).strftime("%Y-%m-%d %H:%M") if ok and ok.finished_at else "—"
+            await _tell_admins(runtime.db, key="backup.alert_missing", what="backup_alert", now=now,
+                               dedupe=f"backup-missing:{day}", since=since)
+        return 0
+    return 1
+
+
+# -- restore ----------------------------------------------------------------------------------------------
+
+@dataclass
+class RestoreResult:
+    manifest: Manifest
+    verify: audit.VerifyResult
+    counts: dict[str, int]
+    files: int
+
+
+def check_backup(manifest: Manifest) -> list[str]:
+    """Every file the manifest lists, hashed: the problems found (empty when the backup is whole)."""
+    assert manifest.folder is not None
+    problems = []
+    db_file = manifest.folder / manifest.database_file
+    if not db_file.exists():
+        problems.append(f"{db_file}: missing")
+    elif sha256_file(db_file) != manifest.database_sha256:
+        problems.append(f"{db_file}: changed (its SHA-256 does not match the manifest)")
+    root = media_root(manifest)
+    for entry in manifest.files:
+        path = entry.in_folder(root)
+        if not path.exists():
+            problems.append(f"{path}: missing")
+        elif sha256_file(path) != entry.sha256:
+            problems.append(f"{path}: changed (its SHA-256 does not match the manifest)")
+    return problems
+
+
+async def _target_rows(url: str) -> int:
+    """How many rows the target database holds in all (0 for a missing or empty one)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        path = _sqlite_path(url)
+        if not path.exists() or path.stat().st_size == 0:
+            return 0
+        con = sqlite3.connect(path)
+        try:
+            names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return sum(int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in _tables(names))
+        finally:
+            con.close()
+    import asyncpg
+
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        names = [r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+        total = 0
+        for name in _tables(names):
+            total += int(await conn.fetchval(f'SELECT count(*) FROM "{name}"'))
+        return total
+    finally:
+        await conn.close()
+
+
+def _media_present(data_dir: Path) -> bool:
+    root = data_dir / "media"
+    return root.is_dir() and any(p.is_file() for p in root.rglob("*"))
+
+
+def _restore_sqlite(source: Path, url: str) -> None:
+    target = _sqlite_path(url)
+    private_dir(target.parent)
+    tmp = target.with_name(f".restore-{target.name}")
+    copy_private(source, tmp)
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    os.replace(tmp, target)
+
+
+async def _restore_pg(source: Path, url: str, *, clean: bool) -> None:
+    if shutil.which("pg_restore") is None:
+        raise RestoreRefused("pg_restore is not installed (Debian/Ubuntu: apt-get install postgresql-client)")
+    if clean:
+        import asyncpg
+
+        conn = await asyncpg.connect(libpq_url(url))
+        try:
+            schema = await conn.fetchval("SELECT current_schema()")
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
+        finally:
+            await conn.close()
+    await _run("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", f"--dbname={libpq_url(url)}",
+               str(source))
+
+
+def _restore_media(manifest: Manifest, data_dir: Path) -> int:
+    root = media_root(manifest)
+    for entry in manifest.files:
+        target = data_dir / entry.path
+        copy_private(entry.in_folder(root), target)
+        if sha256_file(target) != entry.sha256:
+            raise RestoreRefused("a restored file does not match the manifest", [str(target)])
+    return len(manifest.files)
+
+
+async def restore(settings: Settings, *, source: Path, target_url: str | None = None,
+                  data_dir: Path | None = None, confirm: str | None = None, by: str, approval: str | None = None,
+                  now: datetime) -> RestoreResult:
+    """Restore a backup into ``target_url`` and ``data_dir`` (default: the configured ones)."""
+    target_url = target_url or settings.database_url
+    data_dir = data_dir or settings.data_dir
+    try:
+        manifest = resolve(source)
+    except ManifestError as exc:
+        raise RestoreRefused(str(exc)) from exc
+    target_kind = "sqlite" if make_url(target_url).get_backend_name() == "sqlite" else "postgresql"
+    if manifest.database_kind != target_kind:
+        raise RestoreRefused(f"backup {manifest.backup_id} holds a {manifest.database_kind} database and the "
+                             f"target is {target_kind}")
+    problems = await asyncio.to_thread(check_backup, manifest)
+    if problems:
+        raise RestoreRefused(f"backup {manifest.backup_id} is damaged", problems)
+    occupied = []
+    if await _target_rows(target_url):
+        occupied.append(f"the database {make_url(target_url).render_as_string(hide_password=True)} holds rows")
+    if _media_present(data_dir):
+        occupied.append(f"{data_dir / 'media'} holds files")
+    if occupied and confirm != manifest.backup_id:
+        raise RestoreRefused(f"the target is not empty; to overwrite it, confirm with --confirm {manifest.backup_id}",
+                             occupied)
+    assert manifest.folder is not None
+    db_file = manifest.folder / manifest.database_file
+    if target_kind == "sqlite":
+        await asyncio.to_thread(_restore_sqlite, db_file, target_url)
+    else:
+        await _restore_pg(db_file, target_url, clean=bool(occupied))
+    files = await asyncio.to_thread(_restore_media, manifest, data_dir)
+    database = Database(target_url)
+    try:
+        async with database.read() as session:
+            names = await session.run_sync(lambda s: s.connection().dialect.get_table_names(s.connection()))
+            counts = {}
+            for name in _tables(names):
+                counts[name] = int(await session.scalar(select(func.count()).select_from(table(name))) or 0)
+        differ = [f"{t}: {counts.get(t)} rows, the manifest says {n}"
+                  for t, n in manifest.counts.items() if counts.get(t) != n]
+        if differ:
+            raise RestoreRefused("the restored database does not hold what the manifest lists", differ)
+        async with database.read() as session:
+            result = await audit.verify(session, checkpoints=[manifest.audit_head])
+        if not result.ok:
+            raise RestoreRefused("the restored audit log does not verify", [result.describe()])
+        async with database.write() as session:
+            await audit.record(session, action="system.restore", object_type="backup", object_id=manifest.backup_id,
+                               details={"by": by, "approval": approval, "source": str(manifest.folder),
+                                        "overwrote": occupied, "files": files,
+                                        "audit_seq": manifest.audit_head.seq}, at=now)
+            head = await audit.head(session)
+        audit_checkpoint.write(data_dir / audit_checkpoint.FILE_NAME, audit.Head(seq=head.seq, hash=head.hash, at=now))
+    finally:
+        await database.dispose()
+    return RestoreResult(manifest=manifest, verify=result, counts=counts, files=files)

@@ -198,7 +198,7 @@ async def import_file(
     del refused
 
     # The SOP's two backups: the original under the data dir, a verified copy in each backup folder.
-    blob = media.put(data, kind="imports", suffix=_suffix(filename))
+    blob = media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)
     summary.sha256 = blob.sha256
     for folder in backup_dirs:
         summary.backups.append(str(media.copy_to(blob, folder)))

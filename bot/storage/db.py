@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import configure_mappers
 
 import bot.storage.models  # noqa: F401  (the mappers configure_mappers() sets up)
+from bot.storage.private import create_private_file
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _BEGIN_OPTION = "fieldbot_sqlite_begin"
@@ -30,9 +31,11 @@ def is_sqlite(url: str) -> bool:
 
 
 def _prepare_sqlite_path(url: str) -> None:
+    """The database file is created here, owner-only (0600 in a 0700 folder), before SQLite opens it;
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's mode."""
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(Path(database).expanduser())
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
