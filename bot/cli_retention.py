@@ -85,7 +85,7 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(database: Database) -> tuple[retention.PurgeResult, list[tuple[str, str]]]:
         result = await retention.purge(database, MediaStore(settings.data_dir), today=today, now=now,
-                                       backup_dirs=settings.backup_dirs, dry_run=args.dry_run)
+                                       dry_run=args.dry_run)
         without_end: list[tuple[str, str]] = []
         if args.json:
             async with database.read() as session:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # NoDecode: the value reaches the validators below as the raw string, so both the comma form
     # (a,b) and JSON (["a","b"]) work; without it pydantic-settings JSON-decodes list fields first.
     backup_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    # A backup snapshot older than this is pruned (the newest is always kept), with the media no kept
+    # snapshot lists: material purged under retention leaves the backups this many days later.
+    backup_keep_days: int = Field(default=90, ge=1)
     geocoder: str = "off"
     checkin_radius_m: int = 300
     import_batch_size: int = 200

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -306,3 +306,37 @@ async def test_daily_sweep_tells_the_admins(database: Database, tmp_path: Path, 
     assert texts[1].startswith("⚠️ Today's backup failed") and texts[2].startswith("⚠️ There has been no good backup")
     async with database.read() as session:
         assert await session.scalar(select(func.count()).select_from(Backup)) == 1
+
+
+async def test_old_snapshots_and_the_media_only_they_held_are_pruned(database: Database, tmp_path: Path,
+                                                                     clock: ManualClock) -> None:
+    data, hq = tmp_path / "data", tmp_path / "hq"
+    media = MediaStore(data)
+    settings = settings_for(database, data, hq)
+    person, visits = await seed(database, clock.now())
+    for n in range(2):
+        await file_evidence(database, media, person, visits[n], n, clock.now())
+    first = await backup.make_backup(database, settings, now=clock.now())
+    gone, stays = first.manifest.files
+    # retention purges the first recording's case: its row and file leave the live store
+    async with database.write() as session:
+        await session.execute(delete(Evidence).where(Evidence.path == gone.path))
+    (data / gone.path).unlink()
+    notes = hq / "README.txt"
+    notes.write_text("branch backup disk")
+    fresh = hq / "imports" / "ab" / f"{'ab' * 32}.csv.sealed"  # a bank file's copy landing during the run
+    fresh.parent.mkdir(parents=True)
+    fresh.write_bytes(b"sealed")
+    os.utime(fresh, (time.time() + 60, time.time() + 60))
+
+    clock.advance(timedelta(days=30))
+    second = await backup.make_backup(database, settings, now=clock.now())
+    assert second.pruned is not None and second.pruned.snapshots == [] and gone.in_folder(hq).exists()
+
+    clock.advance(timedelta(days=61))  # the first snapshot is now 91 days old
+    third = await backup.make_backup(database, settings, now=clock.now())
+    assert third.pruned is not None and third.pruned.snapshots == [first.backup_id]
+    assert not (hq / "snapshots" / first.backup_id).exists() and (hq / "snapshots" / second.backup_id).exists()
+    assert not gone.in_folder(hq).exists() and stays.in_folder(hq).exists()
+    assert notes.exists() and fresh.exists()
+    assert backup.check_backup(backup_manifest.load(hq / "snapshots" / second.backup_id)) == []

@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,7 +43,15 @@ from sqlalchemy.engine import make_url
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.services import audit, audit_checkpoint, outbox
-from bot.services.backup_manifest import FileEntry, Manifest, ManifestError, media_root, resolve
+from bot.services.backup_manifest import (
+    FileEntry,
+    Manifest,
+    ManifestError,
+    load,
+    media_root,
+    resolve,
+    snapshot_folders,
+)
 from bot.services.people import t_for
 from bot.storage.db import Database
 from bot.storage.media import sha256_file
@@ -78,6 +87,7 @@ class BackupResult:
     manifest: Manifest
     copied: int = 0  # media files copied this time (all folders)
     bytes_copied: int = 0
+    pruned: Pruned | None = None
 
 
 @dataclass
@@ -192,9 +202,8 @@ def _media_files(data_dir: Path, referenced: Sequence[str]) -> list[Path]:
 def _content_hash(relative: Path, data_dir: Path) -> str:
     """A content-addressed file's SHA-256 is its name (plain files); a sealed or other file is hashed."""
     name = relative.name
-    stem = name.split(".", 1)[0]
-    if len(stem) == 64 and all(c in "0123456789abcdef" for c in stem) and not name.endswith(".sealed"):
-        return stem
+    if _is_content_addressed(name) and not name.endswith(".sealed"):
+        return name[:64]
     return sha256_file(data_dir / relative)
 
 
@@ -217,6 +226,50 @@ def _copy_media(data_dir: Path, files: Sequence[Path], folder: Path) -> tuple[li
     return entries, copied, size_copied
 
 
+# -- pruning ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Pruned:
+    snapshots: list[str] = field(default_factory=list)
+    files: int = 0
+
+
+def _is_content_addressed(name: str) -> bool:
+    stem = name.split(".", 1)[0]
+    return len(stem) == 64 and all(c in "0123456789abcdef" for c in stem)
+
+
+def prune(folder: Path, *, keep_days: int, now: datetime, written_before: float) -> Pruned:
+    """Remove the snapshots older than ``keep_days`` (never the newest) and the media files no kept snapshot
+    lists. A media file written after ``written_before`` (a Unix time: the start of the backup that just
+    finished) is left alone: it may be a bank file's copy made since. If any kept manifest cannot be
+    read, no media is removed."""
+    result = Pruned()
+    folders = snapshot_folders(folder)
+    limit = now - timedelta(days=keep_days)
+    kept: list[Manifest] = []
+    for index, snapshot in enumerate(folders):
+        try:
+            manifest = load(snapshot)
+        except ManifestError as exc:
+            log.error("backup folder %s: %s; nothing is pruned from its media", folder, exc)
+            return result
+        if index < len(folders) - 1 and manifest.created_at < limit:
+            shutil.rmtree(snapshot)
+            result.snapshots.append(manifest.backup_id)
+        else:
+            kept.append(manifest)
+    listed = {Path(entry.path).relative_to("media") for manifest in kept for entry in manifest.files}
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if (not path.is_file() or relative.parts[0] == "snapshots" or not _is_content_addressed(path.name)
+                or relative in listed or path.stat().st_mtime >= written_before):
+            continue
+        path.unlink()
+        result.files += 1
+    return result
+
+
 # -- backup -----------------------------------------------------------------------------------------------
 
 async def make_backup(database: Database, settings: Settings, *, now: datetime,
@@ -233,6 +286,8 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
         await session.flush()
         row_id = row.id
     staging = private_dir(settings.data_dir / f".backup-{backup_id}")
+    started = time.time()
+    pruned = Pruned()
     try:
         if database.sqlite:
             db_file = staging / SQLITE_FILE
@@ -257,6 +312,11 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
                 raise BackupError(f"the database copy in {target} does not match its SHA-256")
             write_private(target / "manifest.json", manifest.dumps())
             manifest.folder = target
+        for folder in folders:
+            done_here = await asyncio.to_thread(prune, folder, keep_days=settings.backup_keep_days, now=now,
+                                                written_before=started)
+            pruned.snapshots += done_here.snapshots
+            pruned.files += done_here.files
     except (BackupError, OSError, sqlite3.Error) as exc:
         reason = str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}"
         log.error("backup %s failed: %s", backup_id, reason)
@@ -269,6 +329,7 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
         raise BackupError(reason) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    result.pruned = pruned
     finished = now
     async with database.write() as session:
         done = await session.get(Backup, row_id)
@@ -278,7 +339,8 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
         done.audit_seq, done.files, done.bytes_copied = snap.head.seq, len(files), result.bytes_copied
         await audit.record(session, action="backup.made", object_type="backup", object_id=backup_id,
                            details={"folders": [str(f) for f in folders], "files": len(files),
-                                    "copied": result.copied, "audit_seq": snap.head.seq, "by": actor}, at=now)
+                                    "copied": result.copied, "audit_seq": snap.head.seq, "by": actor,
+                                    "pruned_snapshots": pruned.snapshots, "pruned_files": pruned.files}, at=now)
     return result
 
 

@@ -14,8 +14,8 @@ released legal holds, the geocoder's cached answer for its address when no other
 the case row go; incidents are staff-safety records and stay, with their
 ``case_id``/``visit_id`` set to NULL; a handover left without items loses its issues (their notes are
 about the cases). A :class:`PurgedCase` tombstone and a ``retention.purged`` audit entry are written
-in the same transaction. The bank's original file (and its copies in ``backup_dirs``) goes, with the
-``imports`` rows naming it, once no remaining case came from it; an evidence file goes once no
+in the same transaction. The bank's original file goes, with the ``imports`` rows naming it, once no
+remaining case came from it; an evidence file goes once no
 remaining evidence row names the same SHA-256 (shared media stay until every case using them is
 purged).
 
@@ -287,8 +287,8 @@ def _count(result: Any) -> int:
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
 
-async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: datetime, media: MediaStore,
-                      backup_dirs: Sequence[Path]) -> Purged | None:
+async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: datetime,
+                      media: MediaStore) -> Purged | None:
     """Delete one case and everything of it in the caller's transaction, if it is (still) due and idle."""
     case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update())
     if case is None or case.contract_end is None or keep_until(case.contract_end) > today:
@@ -373,11 +373,6 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
                     delete(CaseImport).where(CaseImport.stored_path == stored)))
                 unlink.append(media.path(stored))
             files.append({"sha256": sha256, "kind": "import", "path": stored, "deleted": not still_used})
-            for folder in backup_dirs:
-                copy = Path(folder) / Path(stored).relative_to("media")
-                files.append({"sha256": sha256, "kind": "import_copy", "path": str(copy), "deleted": not still_used})
-                if not still_used:
-                    unlink.append(copy)
 
     session.add(PurgedCase(bank=bank, case_no=case_no, contract_end=contract_end, entrusted_on=entrusted_on,
                            case_created_at=created_at, keep_until=until, purged_at=now, rows=rows, files=files))
@@ -397,7 +392,7 @@ def _delete_files(paths: Iterable[Path]) -> None:
 
 
 async def purge(database: Database, media: MediaStore, *, today: date, now: datetime,
-                backup_dirs: Sequence[Path] = (), dry_run: bool = False) -> PurgeResult:
+                dry_run: bool = False) -> PurgeResult:
     """Purge every due case that is not active, one transaction each; files go after each commit.
 
     With ``dry_run`` nothing is changed: the result lists what would go and what is kept, and why.
@@ -412,8 +407,7 @@ async def purge(database: Database, media: MediaStore, *, today: date, now: date
         if not item.purgeable:
             continue
         async with database.write() as session:
-            done = await _purge_case(session, item.case_id, today=today, now=now, media=media,
-                                     backup_dirs=backup_dirs)
+            done = await _purge_case(session, item.case_id, today=today, now=now, media=media)
         if done is not None:  # committed: now the files may go
             _delete_files(done.unlink)
             result.purged.append(done)
@@ -443,7 +437,7 @@ async def sweep(runtime: Runtime) -> int:
     today = local_today(now, runtime.settings.timezone)
     if not await claim_month(runtime.db, today=today, now=now):
         return 0
-    result = await purge(runtime.db, runtime.media, today=today, now=now, backup_dirs=runtime.settings.backup_dirs)
+    result = await purge(runtime.db, runtime.media, today=today, now=now)
     skipped = [d for d in result.due if not d.purgeable]
     if result.purged or skipped:
         log.info("retention: %d case(s) purged, %d due but kept", len(result.purged), len(skipped))
