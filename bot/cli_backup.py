@@ -37,7 +37,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         manifest = result.manifest
         print(t("backup.done", id=result.backup_id, files=len(manifest.files), copied=result.copied,
-                entries=manifest.audit_head.seq))
+                folders=len(result.folders), entries=manifest.audit_head.seq))
         for folder in result.folders:
             print(f"  → {folder / 'snapshots' / result.backup_id}")
         return 0

@@ -21,6 +21,7 @@ from bot.i18n import translator
 from bot.sandbox.botapi import ApiCall
 from bot.sandbox.harness import BotHarness, sandbox_settings
 from bot.sandbox.updates import FakeUser
+from bot.services import audit, backup, retention
 from bot.storage.models import Role
 
 SHOWN_METHODS = {"sendMessage", "editMessageText", "sendPhoto", "sendDocument", "answerCallbackQuery",
@@ -290,14 +291,50 @@ async def scene_handover(demo: Demo) -> None:
     await demo.command(collector, "/visits")
 
 
+async def scene_custody(demo: Demo) -> None:
+    """The admin's side of the record: a backup to two folders, the audit log checked, a legal hold, /status,
+    and a restore into an empty folder."""
+    t, h = demo.t, demo.harness
+    demo.title(t("demo.scene.custody"))
+    runtime = h.runtime
+    admin_name = demo.people[9005]
+    admin = demo.person(9005, admin_name)
+    root = runtime.settings.data_dir
+    branch, head_office = root.parent / f"{root.name}-backup-branch", root.parent / f"{root.name}-backup-hq"
+    demo.note(f"$ fieldbot backup --to {branch.name} --to {head_office.name}")
+    made = await backup.make_backup(runtime.db, runtime.settings, now=h.clock.now(), folders=[branch, head_office],
+                                    actor=admin_name)
+    demo.note(t("backup.done", id=made.backup_id, files=len(made.manifest.files), copied=made.copied,
+                folders=len(made.folders), entries=made.manifest.audit_head.seq))
+    demo.note("$ fieldbot audit verify")
+    async with runtime.db.read() as session:
+        demo.note((await audit.verify(session, checkpoints=[made.manifest.audit_head])).describe())
+    reason = "法院调取" if demo.lang == "zh_CN" else "court request"
+    demo.note(f"$ fieldbot hold ZS-0002 --reason {reason}")
+    async with runtime.db.write() as session:
+        case = await retention.find_case(session, "ZS-0002")
+        hold = await retention.place_hold(session, case, reason, admin_name, h.clock.now())
+        demo.note(t("retention.hold.placed", hold_id=hold.id, bank=case.bank, case_no=case.case_no))
+    await demo.command(admin, "/status")
+    restored = root.parent / f"{root.name}-restored"
+    demo.note(f"$ fieldbot restore --from {head_office.name} --to sqlite+aiosqlite:///{restored.name}/fieldbot.db "
+              f"--media {restored.name} --approval HQ-2026-001")
+    done = await backup.restore(runtime.settings, source=head_office, data_dir=restored,
+                                target_url=f"sqlite+aiosqlite:///{restored / 'fieldbot.db'}", by=admin_name,
+                                approval="HQ-2026-001", now=h.clock.now())
+    demo.note(t("restore.done", id=done.manifest.backup_id, rows=sum(done.counts.values()), files=done.files,
+                entries=done.verify.checked))
+
+
 Scene = Callable[[Demo], Awaitable[None]]
-SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency, scene_handover]
+SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency, scene_handover,
+                       scene_custody]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
     start = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     with tempfile.TemporaryDirectory(prefix="fieldbot-demo-") as folder:
-        harness = BotHarness(sandbox_settings(Path(folder), default_locale=lang), ManualClock(start))
+        harness = BotHarness(sandbox_settings(Path(folder) / "data", default_locale=lang), ManualClock(start))
         await harness.start()
         demo = Demo(harness, out, lang)
         try:

@@ -14,11 +14,13 @@ from bot.demo import run_demo
     [
         ("zh_CN", ["欢迎，张三！", "新增 3 件，更新 0 件，未变 0 件，拒收 1 行。", "您有 1 件新案件",
                    "报告已提交（第 1 版）", "外访报告已由 王主管 审核通过", "已批准延期", "📊 周报",
-                   "🆘 紧急求助 #1：张三", "已结束：已安全解决", "的交接 #1 已完成，账号已停用"]),
+                   "🆘 紧急求助 #1：张三", "已结束：已安全解决", "的交接 #1 已完成，账号已停用",
+                   "设置法律保全 #1", "🩺 fieldbot 系统状态", "审计日志校验通过"]),
         ("en", ["Welcome, Zhang San!", "3 new, 0 updated, 0 unchanged, 1 rejected.", "You have 1 new case(s)",
                 "Report filed (version 1)", "was approved by Wang (supervisor)", "Extension approved",
                 "📊 Weekly report", "🆘 EMERGENCY #1: Zhang San", "is closed: Resolved safely",
-                "Handover #1 of Zhang San is complete; the account is deactivated."]),
+                "Handover #1 of Zhang San is complete; the account is deactivated.",
+                "Legal hold #1 placed", "🩺 fieldbot status", "audit log verified"]),
     ],
 )
 async def test_demo_plays_every_scene(lang: str, expected: list[str]) -> None:

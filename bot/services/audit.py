@@ -197,7 +197,8 @@ class VerifyResult:
 
     def describe(self) -> str:
         cp = self.checkpoint
-        where = f" ({cp.source}{', ' + cp.at.isoformat(timespec='seconds') if cp and cp.at else ''})" if cp else ""
+        parts = [cp.source, cp.at.isoformat(timespec="seconds") if cp.at else ""] if cp else []
+        where = f" ({', '.join(p for p in parts if p)})" if any(parts) else ""
         if self.ok:
             against = f", head matches the checkpoint at #{cp.seq}{where}" if cp else ", no checkpoint to compare with"
             return f"audit log intact: {self.checked} entries{against}"

@@ -34,7 +34,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, table
@@ -85,7 +85,7 @@ class BackupResult:
     backup_id: str
     folders: list[Path]
     manifest: Manifest
-    copied: int = 0  # media files copied this time (all folders)
+    copied: int = 0  # media files copied this time, counted once per folder
     bytes_copied: int = 0
     pruned: Pruned | None = None
 
@@ -100,7 +100,7 @@ class Snapshot:
 
 
 def new_backup_id(now: datetime) -> str:
-    return f"{now.astimezone().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    return f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
 def _tables(names: Sequence[str]) -> list[str]:
@@ -299,7 +299,8 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
         manifest = Manifest(
             backup_id=backup_id, created_at=now, database_kind="sqlite" if database.sqlite else "postgresql",
             database_file=db_file.name, database_sha256=await asyncio.to_thread(sha256_file, db_file),
-            database_size=db_file.stat().st_size, counts=snap.counts, audit_head=snap.head)
+            database_size=db_file.stat().st_size, counts=snap.counts,
+            audit_head=audit.Head(seq=snap.head.seq, hash=snap.head.hash, at=now, source=f"backup {backup_id}"))
         result = BackupResult(backup_id=backup_id, folders=folders, manifest=manifest)
         for folder in folders:
             entries, copied, size = await asyncio.to_thread(_copy_media, settings.data_dir, files, folder)
