@@ -49,9 +49,34 @@ LOCATION_MAX_AGE = timedelta(minutes=5)
 RECORDING_KINDS = ("voice", "audio")
 
 
+@dataclass(frozen=True, slots=True)
+class ListedCase:
+    """What the visit list shows of a case: read as plain rows, not loaded as ORM objects."""
+
+    id: int
+    case_no: str
+    debtor_name: str
+    address: str
+    amount_due_fen: int
+    lat: float | None
+    lon: float | None
+    visit_due_at: datetime | None
+    visit_done_at: datetime | None
+    visit_overdue_at: datetime | None
+
+    @property
+    def amount_due(self) -> Decimal:
+        return (Decimal(self.amount_due_fen) / 100).quantize(Decimal("0.01"))
+
+
+LISTED_COLUMNS = (Case.id, Case.case_no, Case.debtor_name, Case.address, Case.amount_due_fen, Case.lat, Case.lon,
+                  Case.visit_due_at, Case.visit_done_at, Case.visit_overdue_at)
+_LISTED = len(LISTED_COLUMNS)
+
+
 @dataclass(frozen=True)
 class ListItem:
-    case: Case
+    case: ListedCase
     distance_m: float | None
     overdue: bool
     due_today: bool
@@ -112,8 +137,9 @@ def open_visit_of(collector_id: int | ColumnElement[int]) -> ColumnElement[bool]
 
 
 def visit_list_query(collector_id: int, *, now: datetime, today: date, origin: tuple[float, float] | None = None,
-                     offset: int = 0, limit: int | None = None) -> Select[tuple[Case, int | None, int, int]]:
-    """The one statement behind the visit list: a page of (case, open visit id, list length, overdue count).
+                     offset: int = 0, limit: int | None = None) -> Select[Any]:
+    """The one statement behind the visit list: a page of (the case's listed columns (:data:`LISTED_COLUMNS`),
+    open visit id, list length, overdue count).
 
     Two indexed branches, UNION ALL (an OR between them would scan every current assignment):
 
@@ -147,8 +173,7 @@ def _visit_list_params(collector_id: int, *, now: datetime, today: date, origin:
 
 
 @functools.cache
-def _visit_list_shape(with_origin: bool, with_limit: bool, with_offset: bool
-                      ) -> Select[tuple[Case, int | None, int, int]]:
+def _visit_list_shape(with_origin: bool, with_limit: bool, with_offset: bool) -> Select[Any]:
     """The statement of :func:`visit_list_query` with bound parameters, built once per shape (building it
     costs more than running it)."""
     collector_id = bindparam("collector_id", type_=Integer)
@@ -183,7 +208,8 @@ def _visit_list_shape(with_origin: bool, with_limit: bool, with_offset: bool
         order += [or_(Case.lat.is_(None), Case.lon.is_(None)), north * north + east * east]
     order.append(Case.id)
     statement = (
-        select(Case, listed.c.draft_id, func.count().over().label("total"), func.sum(overdue).over().label("overdue"))
+        select(*LISTED_COLUMNS, listed.c.draft_id, func.count().over().label("total"),
+               func.sum(overdue).over().label("overdue"))
         .join_from(listed, Case, Case.id == listed.c.case_id)
         .order_by(*order)
     )
@@ -214,14 +240,19 @@ async def visit_list(session: AsyncSession, collector: StaffView, *, now: dateti
     today = calendar.working_date(now)
     end_of_today = datetime.combine(today, calendar.work_end, calendar.tz)
     shape = _visit_list_shape(origin is not None, limit is not None, offset > 0)
-    rows = (await session.execute(shape, _visit_list_params(collector.id, now=now, today=today, origin=origin,
-                                                            offset=offset, limit=limit))).all()
+    # Core execution on the session's connection: plain rows, no ORM statement compilation or objects
+    connection = await session.connection()
+    rows = (await connection.execute(shape, _visit_list_params(collector.id, now=now, today=today, origin=origin,
+                                                               offset=offset, limit=limit))).all()
     if not rows and offset > 0:  # a page past the end (the list got shorter): the counts from the top
-        first = (await session.execute(_visit_list_shape(False, True, False), _visit_list_params(
+        first = (await connection.execute(_visit_list_shape(False, True, False), _visit_list_params(
             collector.id, now=now, today=today, origin=None, offset=0, limit=1))).first()
-        return VisitList([], int(first[2]), int(first[3]), offset) if first else VisitList([], 0, 0, offset)
+        return (VisitList([], int(first[_LISTED + 1]), int(first[_LISTED + 2] or 0), offset) if first
+                else VisitList([], 0, 0, offset))
     items = []
-    for case, draft_id, _, _ in rows:
+    for row in rows:
+        case = ListedCase(*row[:_LISTED])
+        draft_id = row[_LISTED]
         distance = None
         if origin is not None and case.lat is not None and case.lon is not None:
             distance = approx_meters(origin, (case.lat, case.lon))
@@ -229,7 +260,7 @@ async def visit_list(session: AsyncSession, collector: StaffView, *, now: dateti
         overdue = case.visit_done_at is None and (case.visit_overdue_at is not None or (due is not None and due <= now))
         items.append(ListItem(case, distance, overdue=overdue,
                               due_today=due is not None and now < due <= end_of_today, draft_visit_id=draft_id))
-    total, overdue_count = (int(rows[0][2]), int(rows[0][3] or 0)) if rows else (0, 0)
+    total, overdue_count = (int(rows[0][_LISTED + 1]), int(rows[0][_LISTED + 2] or 0)) if rows else (0, 0)
     return VisitList(items, total, overdue_count, offset)
 
 
