@@ -340,3 +340,39 @@ async def test_old_snapshots_and_the_media_only_they_held_are_pruned(database: D
     assert not gone.in_folder(hq).exists() and stays.in_folder(hq).exists()
     assert notes.exists() and fresh.exists()
     assert backup.check_backup(backup_manifest.load(hq / "snapshots" / second.backup_id)) == []
+
+
+async def test_two_backups_at_once_both_hold(database: Database, tmp_path: Path, clock: ManualClock) -> None:
+    """The daily sweep and an admin's `fieldbot backup` at the same moment, into the same folders."""
+    data = tmp_path / "data"
+    settings = settings_for(database, data, tmp_path / "branch", tmp_path / "hq")
+    person, visits = await seed(database, clock.now())
+    for n in range(10):
+        await file_evidence(database, MediaStore(data), person, visits[n % 5], n, clock.now(), size=100_000)
+    one, two = await asyncio.gather(backup.make_backup(database, settings, now=clock.now(), actor="sweep"),
+                                    backup.make_backup(database, settings, now=clock.now(), actor="admin"))
+    assert one.backup_id != two.backup_id
+    for folder in (tmp_path / "branch", tmp_path / "hq"):
+        for result in (one, two):
+            assert backup.check_backup(backup_manifest.load(folder / "snapshots" / result.backup_id)) == []
+    async with database.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Backup).where(Backup.status == "ok")) == 2
+
+
+async def test_what_a_killed_run_left_is_cleared(database: Database, tmp_path: Path, clock: ManualClock) -> None:
+    """A run killed half-way leaves a staging copy and a snapshot folder without a manifest; the next run,
+    hours later, removes both (a young one may be another process's run in progress and stays)."""
+    data, hq = tmp_path / "data", tmp_path / "hq"
+    settings = settings_for(database, data, hq)
+    await seed(database, clock.now())
+    old_staging, young_staging = data / ".backup-20261101T000000Z-dead01", data / ".backup-20261102T000000Z-live01"
+    half_snapshot = hq / "snapshots" / "20261101T000000Z-dead01"
+    for folder in (old_staging, young_staging, half_snapshot):
+        folder.mkdir(parents=True)
+        (folder / "database.sqlite3").write_bytes(b"half a copy")
+    long_ago = time.time() - 7 * 3600
+    for folder in (old_staging, half_snapshot):
+        os.utime(folder, (long_ago, long_ago))
+    result = await backup.make_backup(database, settings, now=clock.now())
+    assert not old_staging.exists() and not half_snapshot.exists() and young_staging.exists()
+    assert [p.name for p in backup_manifest.snapshot_folders(hq)] == [result.backup_id]

@@ -64,6 +64,7 @@ SQLITE_FILE = "database.sqlite3"
 PG_FILE = "database.pgdump"
 DAILY = timedelta(hours=23)  # a backup older than this is due (the daily sweep)
 RETRY_AFTER = timedelta(hours=1)  # after a failed run
+STALE = timedelta(hours=6)  # a staging copy or manifest-less snapshot this old was left by a crashed run
 MISSING_AFTER = timedelta(hours=26)  # no good backup for this long: the admins are told
 
 
@@ -239,6 +240,27 @@ def _is_content_addressed(name: str) -> bool:
     return len(stem) == 64 and all(c in "0123456789abcdef" for c in stem)
 
 
+def _older_than(path: Path, age: timedelta) -> bool:
+    return time.time() - path.stat().st_mtime > age.total_seconds()
+
+
+def clear_leftovers(data_dir: Path, folders: Sequence[Path]) -> int:
+    """What a run killed half-way left: its staging copy in the data dir and its snapshot folder without a
+    manifest (not a backup: restore and prune never read it). Only leftovers older than :data:`STALE`,
+    so a run going on in another process is left alone."""
+    removed = 0
+    leftovers = list(data_dir.glob(".backup-*"))
+    for folder in folders:
+        root = folder / "snapshots"
+        if root.is_dir():
+            leftovers += [p for p in root.iterdir() if p.is_dir() and not (p / "manifest.json").exists()]
+    for path in leftovers:
+        if path.is_dir() and _older_than(path, STALE):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def prune(folder: Path, *, keep_days: int, now: datetime, written_before: float) -> Pruned:
     """Remove the snapshots older than ``keep_days`` (never the newest) and the media files no kept snapshot
     lists. A media file written after ``written_before`` (a Unix time: the start of the backup that just
@@ -279,6 +301,7 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
     if not folders:
         raise BackupError("no backup folder: set FIELDBOT_BACKUP_DIRS (branch and head office) or pass --to")
     backup_id = new_backup_id(now)
+    await asyncio.to_thread(clear_leftovers, settings.data_dir, folders)
     async with database.write() as session:
         row = Backup(backup_id=backup_id, started_at=now, status="running", targets=[str(f) for f in folders],
                      files=0, bytes_copied=0)
