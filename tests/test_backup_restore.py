@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -376,3 +379,47 @@ async def test_what_a_killed_run_left_is_cleared(database: Database, tmp_path: P
     result = await backup.make_backup(database, settings, now=clock.now())
     assert not old_staging.exists() and not half_snapshot.exists() and young_staging.exists()
     assert [p.name for p in backup_manifest.snapshot_folders(hq)] == [result.backup_id]
+
+
+FIELDBOT = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+def test_kill_9_during_a_backup_leaves_the_last_good_one(tmp_path: Path) -> None:
+    """`fieldbot backup` killed while it copies: the half-done snapshot is no backup (restore takes the
+    last whole one), and the next run makes a whole one."""
+    data, hq = tmp_path / "data", tmp_path / "hq"
+    env = {**os.environ, "FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'fieldbot.db'}",
+           "FIELDBOT_DATA_DIR": str(data), "FIELDBOT_BACKUP_DIRS": str(hq)}
+
+    def fieldbot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*FIELDBOT, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    assert fieldbot("staff", "add", "--name", "Li", "--role", "admin").returncode == 0
+    assert fieldbot("backup").returncode == 0
+    good = backup_manifest.newest(hq)
+    assert good is not None
+    media = MediaStore(data)
+    for n in range(120):  # 120 MB of new recordings to copy
+        media.put(os.urandom(1_000_000), kind="evidence", suffix=".ogg")
+
+    run = subprocess.Popen([*FIELDBOT, "backup"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    copying = hq / "evidence"
+    while not copying.exists() and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.002)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert run.returncode == -signal.SIGKILL, "the backup finished before it could be killed"
+    assert backup_manifest.newest(hq).backup_id == good.backup_id  # type: ignore[union-attr]
+
+    restored = tmp_path / "restored"
+    result = fieldbot("restore", "--from", str(hq), "--to", f"sqlite+aiosqlite:///{restored / 'fieldbot.db'}",
+                      "--media", str(restored))
+    assert result.returncode == 0, result.stderr
+    assert good.backup_id in result.stdout
+
+    assert fieldbot("backup").returncode == 0
+    newest = backup_manifest.newest(hq)
+    assert newest is not None and newest.backup_id != good.backup_id and len(newest.files) == 120
+    assert backup.check_backup(newest) == []
