@@ -399,7 +399,7 @@ def test_kill_9_during_a_backup_leaves_the_last_good_one(tmp_path: Path) -> None
     good = backup_manifest.newest(hq)
     assert good is not None
     media = MediaStore(data)
-    for n in range(120):  # 120 MB of new recordings to copy
+    for _ in range(120):  # 120 MB of new recordings to copy
         media.put(os.urandom(1_000_000), kind="evidence", suffix=".ogg")
 
     run = subprocess.Popen([*FIELDBOT, "backup"], env=env, stdout=subprocess.DEVNULL,
