@@ -66,6 +66,7 @@ from bot.storage.models import (
     Incident,
     IncidentStatus,
     LegalHold,
+    Payment,
     Promise,
     PurgedCase,
     Reminder,
@@ -336,6 +337,7 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
                                     .where(HandoverItem.handover_id == handover_id)):
             counted("handover_issues", await session.execute(
                 delete(HandoverIssue).where(HandoverIssue.handover_id == handover_id)))
+    counted("payments", await session.execute(delete(Payment).where(Payment.case_id == case.id)))
     counted("legal_holds", await session.execute(delete(LegalHold).where(LegalHold.case_id == case.id)))
     counted("assignments", await session.execute(delete(Assignment).where(Assignment.case_id == case.id)))
     counted("visits", await session.execute(delete(Visit).where(Visit.case_id == case.id)))

@@ -55,6 +55,7 @@ class CaseStatus(StrEnum):
     PROMISED = "promised"
     PAID = "paid"
     DISPUTED = "disputed"
+    ON_HOLD = "on_hold"  # parked by a supervisor (with a reason): off the visit lists and deadlines
     CLOSED = "closed"
 
 
@@ -67,7 +68,8 @@ class VisitStatus(StrEnum):
 
 class PromiseStatus(StrEnum):
     OPEN = "open"
-    KEPT = "kept"
+    KEPT = "kept"  # paid in full by the promised date
+    PARTLY_KEPT = "partial"  # some of it paid by the promised date
     BROKEN = "broken"
 
 
@@ -145,6 +147,10 @@ class Case(Base):
     next_action_on: Mapped[date | None] = mapped_column(Date, index=True)
     visit_done_at: Mapped[datetime | None]
     visit_overdue_at: Mapped[datetime | None] = mapped_column(index=True)
+    # why the case is in its status (on hold; closed: paid_in_full, recalled, or the supervisor's words), when, by whom
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime | None]
+    status_changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -242,6 +248,7 @@ class CaseImport(Base):
     __tablename__ = "imports"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), default="cases", server_default="cases")  # cases | payments | recall
     filename: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     stored_path: Mapped[str] = mapped_column(String(255))
@@ -354,6 +361,7 @@ class Promise(Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     due_on: Mapped[date] = mapped_column(Date, index=True)
     status: Mapped[str] = mapped_column(String(10), default=PromiseStatus.OPEN, index=True)
+    paid_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # paid by the date, per the bank
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
 
@@ -460,6 +468,9 @@ class Incident(Base):
     rounds: Mapped[int] = mapped_column(Integer, default=1)
     next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    # the owner's copy of the collector's live location: one message, edited as the collector moves
+    owner_location_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    owner_location_message_id: Mapped[int | None] = mapped_column(BigInteger)
     acknowledged_at: Mapped[datetime | None]
     next_ping_at: Mapped[datetime | None] = mapped_column(index=True)
     first_delivered_at: Mapped[datetime | None]
@@ -630,3 +641,22 @@ class Outage(Base):
     back_at: Mapped[datetime]
     repair_due_at: Mapped[datetime]
     notified_at: Mapped[datetime | None]
+
+
+class Payment(Base):
+    """Money the debtor paid the bank, from the bank's repayment file: it settles promises and closes paid cases.
+
+    ``row_key`` (SHA-256 of bank, case number, amount, date, channel and the bank's reference) makes a
+    row imported twice, or twice in one file, one payment."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    paid_on: Mapped[date] = mapped_column(Date, index=True)
+    channel: Mapped[str | None] = mapped_column(String(40))
+    reference: Mapped[str | None] = mapped_column(String(64))
+    row_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
