@@ -86,6 +86,12 @@ class Action(StrEnum):
     HANDOVER_DEPART = "handover.depart"
     # a successor receiving the cases handed to them
     HANDOVER_RECEIVE = "handover.receive"
+    # the list of pending handovers and one handover's state (/handovers)
+    HANDOVER_VIEW = "handover.view"
+    # answering a departing collector's checklist for them, with a note, when they do not answer
+    HANDOVER_STAND_IN = "handover.stand_in"
+    # registering staff in the bot and giving them an invite code (/invite)
+    STAFF_INVITE = "staff.invite"
     # weekly and monthly team reports
     REPORT_VIEW = "report.view"
     # one's own language and menu
@@ -118,6 +124,9 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
     Action.HANDOVER_LEAD: {R.TEAM_LEAD: frozenset({N}), R.SUPERVISOR: frozenset({N}), R.ADMIN: frozenset({A})},
     Action.HANDOVER_DEPART: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S})},
     Action.HANDOVER_RECEIVE: {R.COLLECTOR: frozenset({N}), R.PHONE_COLLECTOR: frozenset({N})},
+    Action.HANDOVER_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.HANDOVER_STAND_IN: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.STAFF_INVITE: {R.ADMIN: frozenset({A})},
     Action.REPORT_VIEW: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S}), R.SUPERVISOR: frozenset({T}),
                          R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.PROFILE_OWN: {role: frozenset({S}) for role in Role},
@@ -136,6 +145,9 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
   hear of an outage by its notice.
 * A handover's lead review belongs to the team lead(s) of the departing collector's team (its
   supervisors when the team has no lead): the handover names them.
+* Pending handovers (/handovers) are seen by their team's supervisors and team leads and by the admin
+  office; any of them may answer a silent departing collector's checklist for them (with a note, audited).
+* Staff are registered in the bot (/invite) by the admin office only, as with ``fieldbot staff add``.
 """
 
 
@@ -405,6 +417,9 @@ OBJECT_KIND: Mapping[Action, str] = {
     Action.HANDOVER_LEAD: "handover",
     Action.HANDOVER_DEPART: "handover_item",
     Action.HANDOVER_RECEIVE: "handover",
+    Action.HANDOVER_VIEW: "handover",
+    Action.HANDOVER_STAND_IN: "handover",
+    Action.STAFF_INVITE: "staff",
     Action.REPORT_VIEW: "staff",
     Action.PROFILE_OWN: "staff",
 }
