@@ -63,6 +63,14 @@ class HandoverStep(Step):
     SUCCESSORS = "successors"
     NOTE = "note"
     FLAG = "flag"
+    STAND_IN_NOTE = "stand_in_note"
+
+
+class InviteStep(Step):
+    ROLE = "role"
+    TEAM = "team"
+    SUPERVISOR = "supervisor"
+    NAME = "name"
 
 
 class ToFieldStep(Step):
@@ -85,7 +93,8 @@ class PinStep(Step):
 
 for _cls, _name in ((VisitStep, "visit"), (ReviewStep, "review"), (ExtensionStep, "extension"),
                     (AssignStep, "assign"), (HandoverStep, "handover"), (ToFieldStep, "tofield"),
-                    (ResolveStep, "resolve"), (SafeStep, "safe"), (PinStep, "pin")):
+                    (ResolveStep, "resolve"), (SafeStep, "safe"), (PinStep, "pin"),
+                    (InviteStep, "invite")):
     _cls.FLOW = _name  # an enum's class attribute set after creation: not a member
 
 FLOWS: dict[str, type[Step]] = {cls.FLOW: cls for cls in Step.__subclasses__()}
