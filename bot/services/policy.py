@@ -96,6 +96,12 @@ class Action(StrEnum):
     REPORT_VIEW = "report.view"
     # one's own language and menu
     PROFILE_OWN = "profile.own"
+    # finding a case and reading its card with the whole timeline (/case)
+    CASE_VIEW = "case.view"
+    # putting a case on hold, closing it with a reason, reopening it (the case card's buttons)
+    CASE_STATUS = "case.status"
+    # the team's day: check-ins, visits done / due / overdue, reports waiting, open alarms (/team)
+    TEAM_VIEW = "team.view"
     # the machine's health: heartbeat, backups, outbox backlog, disk, outages (/status)
     SYSTEM_STATUS = "system.status"
 
@@ -127,6 +133,9 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
     Action.HANDOVER_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.HANDOVER_STAND_IN: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.STAFF_INVITE: {R.ADMIN: frozenset({A})},
+    Action.CASE_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.CASE_STATUS: {R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.TEAM_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.REPORT_VIEW: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S}), R.SUPERVISOR: frozenset({T}),
                          R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.PROFILE_OWN: {role: frozenset({S}) for role in Role},
@@ -143,6 +152,10 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
   admin staff every team's.
 * /status (the machine's health, backups, outages) is the admin office's, who runs the backups; supervisors
   hear of an outage by its notice.
+* /case: supervisors and team leads read their team's cases, admin staff every case. Acting on a case
+  (reassigning it, putting it on hold, closing, reopening) is the supervisor's (their team's) and the
+  admin office's; team leads only read.
+* /team (the team's day) is for supervisors and team leads of that team, and admin staff for every team.
 * A handover's lead review belongs to the team lead(s) of the departing collector's team (its
   supervisors when the team has no lead): the handover names them.
 * Pending handovers (/handovers) are seen by their team's supervisors and team leads and by the admin
@@ -420,6 +433,8 @@ OBJECT_KIND: Mapping[Action, str] = {
     Action.HANDOVER_VIEW: "handover",
     Action.HANDOVER_STAND_IN: "handover",
     Action.STAFF_INVITE: "staff",
+    Action.CASE_VIEW: "case",
+    Action.CASE_STATUS: "case",
     Action.REPORT_VIEW: "staff",
     Action.PROFILE_OWN: "staff",
 }
