@@ -73,6 +73,12 @@ class InviteStep(Step):
     NAME = "name"
 
 
+class DeskStep(Step):
+    RESULTS = "results"  # a /case search's hits, paged (the query is kept)
+    REASSIGN_REASON = "reassign_reason"  # the reason for moving one or more cases to a collector
+    STATUS_REASON = "status_reason"  # the reason for putting a case on hold, closing or reopening it
+
+
 class ToFieldStep(Step):
     NOTE = "note"
 
@@ -94,7 +100,7 @@ class PinStep(Step):
 for _cls, _name in ((VisitStep, "visit"), (ReviewStep, "review"), (ExtensionStep, "extension"),
                     (AssignStep, "assign"), (HandoverStep, "handover"), (ToFieldStep, "tofield"),
                     (ResolveStep, "resolve"), (SafeStep, "safe"), (PinStep, "pin"),
-                    (InviteStep, "invite")):
+                    (InviteStep, "invite"), (DeskStep, "desk")):
     _cls.FLOW = _name  # an enum's class attribute set after creation: not a member
 
 FLOWS: dict[str, type[Step]] = {cls.FLOW: cls for cls in Step.__subclasses__()}
