@@ -50,8 +50,13 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     from bot.i18n import translator
     from bot.runtime import load_keys
     from bot.services import backup
+    from bot.storage import keys
 
     t = translator(settings.default_locale)
+    key_file = settings.keys_path / keys.AUDIT_KEY
+    if not key_file.exists():  # a new key would not open the backup: make none, say what is missing
+        print(f"fieldbot: {t('restore.refused', reason=t('restore.no_key', path=str(key_file)))}", file=sys.stderr)
+        return 1
     load_keys(settings)
     try:
         result = asyncio.run(backup.restore(

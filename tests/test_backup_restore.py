@@ -423,3 +423,67 @@ def test_kill_9_during_a_backup_leaves_the_last_good_one(tmp_path: Path) -> None
     newest = backup_manifest.newest(hq)
     assert newest is not None and newest.backup_id != good.backup_id and len(newest.files) == 120
     assert backup.check_backup(newest) == []
+
+
+async def test_restore_into_a_migrated_empty_database(any_database: Database, target_url: str, tmp_path: Path,
+                                                      clock: ManualClock) -> None:
+    """The usual disaster: the bot was installed again and started once (tables, no rows), then restored."""
+    settings, result = await make_one(any_database, tmp_path, clock)
+    fresh = Database(target_url)
+    try:
+        await migrate.upgrade(fresh)
+    finally:
+        await fresh.dispose()
+    done = await backup.restore(settings, source=tmp_path / "hq", target_url=target_url,
+                                data_dir=tmp_path / "restored-data", by="test", now=clock.now())
+    assert done.verify.ok and done.counts == result.manifest.counts
+
+
+async def test_a_manifest_naming_a_path_outside_the_folder_is_refused(database: Database, tmp_path: Path,
+                                                                      clock: ManualClock) -> None:
+    """A manifest signed with the key but naming ``..`` paths writes nothing outside the data dir."""
+    settings, result = await make_one(database, tmp_path, clock)
+    manifest, folder = result.manifest, result.manifest.folder
+    assert folder is not None
+    outside = tmp_path / "escaped.ogg"
+    first = manifest.files[0]
+    for bad in ("media/../../escaped.ogg", "/etc/passwd", "evidence/x.ogg"):
+        manifest.files = [backup_manifest.FileEntry(path=bad, sha256=first.sha256, size=first.size),
+                          *manifest.files[1:]]
+        (folder / "manifest.json").write_bytes(manifest.dumps())
+        with pytest.raises(backup.RestoreRefused, match="not a media path"):
+            await backup.restore(settings, source=folder, by="test", now=clock.now(),
+                                 target_url=f"sqlite+aiosqlite:///{tmp_path / 'r' / 'f.db'}", data_dir=tmp_path / "r")
+    manifest.files = [first, *manifest.files[1:]]
+    manifest.database_file = "../../../fieldbot.db"
+    (folder / "manifest.json").write_bytes(manifest.dumps())
+    with pytest.raises(backup.RestoreRefused, match="not a file name"):
+        await backup.restore(settings, source=folder, by="test", now=clock.now(),
+                             target_url=f"sqlite+aiosqlite:///{tmp_path / 'r' / 'f.db'}", data_dir=tmp_path / "r")
+    assert not outside.exists() and not (tmp_path / "r").exists()
+
+
+def test_cli_restore_bad_input_is_one_clear_line(tmp_path: Path) -> None:
+    """No keys folder (a new machine), a bad --to URL, a missing folder: one line each, no traceback."""
+    data, hq = tmp_path / "data", tmp_path / "hq"
+    env = {**os.environ, "FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'fieldbot.db'}",
+           "FIELDBOT_DATA_DIR": str(data), "FIELDBOT_BACKUP_DIRS": str(hq)}
+
+    def fieldbot(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*FIELDBOT, *args], env={**env, **extra}, capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path)
+
+    assert fieldbot("staff", "add", "--name", "Li", "--role", "admin").returncode == 0
+    assert fieldbot("backup").returncode == 0
+    new_keys = tmp_path / "new-machine" / "keys"
+    elsewhere = f"sqlite+aiosqlite:///{tmp_path / 'new-machine' / 'fieldbot.db'}"
+    for args, extra, said in [
+        (("restore", "--from", str(hq), "--to", elsewhere), {"FIELDBOT_KEYS_DIR": str(new_keys)},
+         str(new_keys / "audit.key")),
+        (("restore", "--from", str(hq), "--to", "not a url"), {}, "not a url"),
+        (("restore", "--from", str(tmp_path / "nowhere")), {}, "nowhere"),
+    ]:
+        result = fieldbot(*args, **extra)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert said in result.stderr and result.stdout == ""
+    assert not new_keys.exists()  # a new key would not open the backup: none is made

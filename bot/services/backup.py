@@ -39,6 +39,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, table
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.config import Settings
 from bot.runtime import Runtime
@@ -487,18 +488,24 @@ def _restore_sqlite(source: Path, url: str) -> None:
     os.replace(tmp, target)
 
 
-async def _restore_pg(source: Path, url: str, *, clean: bool) -> None:
+async def _restore_pg(source: Path, url: str) -> None:
+    """pg_restore into the target's schema, emptied first when it holds anything: rows the restore was
+    confirmed for, or the empty tables of a bot started once before the restore."""
+    import asyncpg
+
     if shutil.which("pg_restore") is None:
         raise RestoreRefused("pg_restore is not installed (Debian/Ubuntu: apt-get install postgresql-client)")
-    if clean:
-        import asyncpg
-
-        conn = await asyncpg.connect(libpq_url(url))
-        try:
-            schema = await conn.fetchval("SELECT current_schema()")
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        schema = await conn.fetchval("SELECT current_schema()")
+        used = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1) OR EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = $1 AND t.typtype IN ('e', 'd'))", schema)
+        if used:
             await conn.execute(f'DROP SCHEMA "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
-        finally:
-            await conn.close()
+    finally:
+        await conn.close()
     await _run("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", f"--dbname={libpq_url(url)}",
                str(source))
 
@@ -519,6 +526,11 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
     """Restore a backup into ``target_url`` and ``data_dir`` (default: the configured ones)."""
     target_url = target_url or settings.database_url
     data_dir = data_dir or settings.data_dir
+    try:
+        make_url(target_url)
+    except ArgumentError as exc:
+        raise RestoreRefused(f"{target_url!r} is not a database URL (e.g. sqlite+aiosqlite:////srv/fieldbot/"
+                             f"fieldbot.db or postgresql+asyncpg://user@host/db)") from exc
     try:
         manifest = resolve(source)
     except ManifestError as exc:
@@ -543,7 +555,7 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
     if target_kind == "sqlite":
         await asyncio.to_thread(_restore_sqlite, db_file, target_url)
     else:
-        await _restore_pg(db_file, target_url, clean=bool(occupied))
+        await _restore_pg(db_file, target_url)
     files = await asyncio.to_thread(_restore_media, manifest, data_dir)
     database = Database(target_url)
     try:

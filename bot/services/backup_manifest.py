@@ -18,7 +18,7 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.services import audit
@@ -76,6 +76,21 @@ def _mac(fields: dict[str, Any], key: bytes | None) -> str:
     return hmac.new(key if key is not None else audit.current_key(), body, hashlib.sha256).hexdigest()
 
 
+def _media_path(path: str) -> str:
+    """A file entry's path as the media store writes it: ``media/...``, relative, no ``..``."""
+    parts = PurePosixPath(path).parts
+    if len(parts) < 2 or parts[0] != "media" or any(p in ("", ".", "..") for p in parts) or "\\" in path:
+        raise ManifestError(f"{path!r} is not a media path (media/<kind>/...): nothing is restored outside "
+                            f"the media folder")
+    return path
+
+
+def _file_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ManifestError(f"{name!r} is not a file name beside the manifest")
+    return name
+
+
 def load(folder: Path, *, key: bytes | None = None) -> Manifest:
     """The manifest of the snapshot in ``folder``, its signature checked."""
     path = folder / MANIFEST
@@ -84,23 +99,27 @@ def load(folder: Path, *, key: bytes | None = None) -> Manifest:
         mac = str(data.pop("mac"))
     except FileNotFoundError as exc:
         raise ManifestError(f"{path}: no manifest (not a backup snapshot folder)") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ManifestError(f"{path}: not a readable manifest") from exc
     if not hmac.compare_digest(mac, _mac(data, key)):
         raise ManifestError(f"{path}: the manifest was altered or was not written with this deployment's audit key")
     if data.get("format") != FORMAT:
         raise ManifestError(f"{path}: manifest format {data.get('format')!r} is not {FORMAT}")
-    db = data["database"]
-    created = datetime.fromisoformat(data["created_at"])
-    return Manifest(
-        backup_id=str(data["backup_id"]), created_at=created, database_kind=str(db["kind"]),
-        database_file=str(db["file"]), database_sha256=str(db["sha256"]), database_size=int(db["size"]),
-        counts={str(k): int(v) for k, v in data["counts"].items()},
-        audit_head=audit.Head(seq=int(data["audit_head"]["seq"]), hash=str(data["audit_head"]["hash"]), at=created,
-                              source=f"backup {data['backup_id']}"),
-        files=[FileEntry(path=str(f["path"]), sha256=str(f["sha256"]), size=int(f["size"])) for f in data["files"]],
-        folder=folder,
-    )
+    try:
+        db = data["database"]
+        created = datetime.fromisoformat(data["created_at"])
+        return Manifest(
+            backup_id=str(data["backup_id"]), created_at=created, database_kind=str(db["kind"]),
+            database_file=_file_name(str(db["file"])), database_sha256=str(db["sha256"]),
+            database_size=int(db["size"]), counts={str(k): int(v) for k, v in data["counts"].items()},
+            audit_head=audit.Head(seq=int(data["audit_head"]["seq"]), hash=str(data["audit_head"]["hash"]),
+                                  at=created, source=f"backup {data['backup_id']}"),
+            files=[FileEntry(path=_media_path(str(f["path"])), sha256=str(f["sha256"]), size=int(f["size"]))
+                   for f in data["files"]],
+            folder=folder,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ManifestError(f"{path}: not a readable manifest ({type(exc).__name__}: {exc})") from exc
 
 
 def snapshot_folders(folder: Path) -> list[Path]:
