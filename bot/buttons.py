@@ -495,3 +495,27 @@ class HandoverReceive(Button, prefix="ho:rcv", action=Action.HANDOVER_RECEIVE, t
 @button
 class HandoverCancel(Button, prefix="ho:cancel", action=HR, target="handover_id"):
     handover_id: int
+
+
+HV, HS = Action.HANDOVER_VIEW, Action.HANDOVER_STAND_IN
+
+
+@button
+class HandoverOpen(Button, prefix="ho:open", action=HV, target="handover_id"):
+    handover_id: int
+
+
+@button
+class HandoverStandIn(Button, prefix="ho:si", action=HS, target="handover_id"):
+    handover_id: int
+
+
+@button
+class HandoverStandInItem(Button, prefix="ho:sii", action=HS, target="item_id", kind="handover_item"):
+    item_id: int
+
+
+@button
+class HandoverStandInAll(Button, prefix="ho:sia", action=HS, target="handover_id"):
+    handover_id: int
+
