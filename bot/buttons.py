@@ -519,3 +519,54 @@ class HandoverStandInItem(Button, prefix="ho:sii", action=HS, target="item_id", 
 class HandoverStandInAll(Button, prefix="ho:sia", action=HS, target="handover_id"):
     handover_id: int
 
+
+
+# ---- the case desk (/case) -----------------------------------------------------------------------------------
+
+CV, CS = Action.CASE_VIEW, Action.CASE_STATUS
+
+
+@button
+class DeskPage(Button, prefix="dk:p", action=CV):
+    offset: int  # the first hit shown of the search kept in the person's flow state
+
+
+@button
+class DeskOpen(Button, prefix="dk:c", action=CV, target="case_id"):
+    case_id: int
+
+
+@button
+class DeskReassign(Button, prefix="dk:re", action=AS, target="case_id"):
+    case_id: int
+
+
+@button
+class DeskReassignTo(Button, prefix="dk:to", action=AS, target="case_id"):
+    case_id: int
+    collector_id: int
+
+
+@button
+class DeskBulkReassign(Button, prefix="dk:bulk", action=AS):
+    pass
+
+
+@button
+class DeskBulkTo(Button, prefix="dk:bto", action=AS, target="collector_id", kind="staff"):
+    collector_id: int
+
+
+@button
+class DeskHold(Button, prefix="dk:hold", action=CS, target="case_id"):
+    case_id: int
+
+
+@button
+class DeskClose(Button, prefix="dk:close", action=CS, target="case_id"):
+    case_id: int
+
+
+@button
+class DeskReopen(Button, prefix="dk:open", action=CS, target="case_id"):
+    case_id: int
