@@ -19,16 +19,20 @@ from bot.buttons import (
     HandoverItemDone,
     HandoverItemNote,
     HandoverLeadOk,
+    HandoverOpen,
     HandoverReassign,
     HandoverReassignTo,
     HandoverReceive,
     HandoverReview,
+    HandoverStandIn,
+    HandoverStandInAll,
+    HandoverStandInItem,
     HandoverSuccessor,
 )
 from bot.context import FieldbotContext
 from bot.handlers.common import ask_for_text, drop_buttons, ignore_replays, pressed, refuse, serves, show, write_once
 from bot.handlers.routing import AtStep
-from bot.i18n import N_
+from bot.i18n import N_, all_translations
 from bot.services import flows, handover
 from bot.services.errors import DomainError
 from bot.services.policy import Action
@@ -137,7 +141,9 @@ async def go(update: Update, context: FieldbotContext) -> None:
     except DomainError as error:
         await refuse(update, context, error, what="handover.start")
         return
-    await show(update, context, context.t("handover.started", id=started.id, count=count))
+    await show(update, context, context.t("handover.started", id=started.id, count=count),
+               InlineKeyboardMarkup([[InlineKeyboardButton(context.t("handover.cancel"),
+                                                           callback_data=HandoverCancel(started.id).pack())]]))
 
 
 # ---- the departing collector ----------------------------------------------------------------------------
@@ -173,7 +179,8 @@ async def _mark(update: Update, context: FieldbotContext, item_id: int, note: st
     try:
         async with write_once(update, context) as session:
             _, all_done = await handover.departing_mark(session, staff, item_id, note=note,
-                                                        now=context.runtime.clock.now())
+                                                        now=context.runtime.clock.now(),
+                                                        calendar=context.runtime.calendar)
             await flows.clear(session, staff.id, HandoverStep.FLOW)
     except DomainError as error:
         await refuse(update, context, error, what="handover.item")
@@ -273,7 +280,7 @@ async def lead_ok(update: Update, context: FieldbotContext) -> None:
     try:
         async with write_once(update, context) as session:
             done = await handover.lead_confirm(session, staff, pressed(update, HandoverLeadOk).handover_id,
-                                               now=context.runtime.clock.now())
+                                               now=context.runtime.clock.now(), calendar=context.runtime.calendar)
     except DomainError as error:
         await refuse(update, context, error, what="handover.confirm")
         return
@@ -357,7 +364,132 @@ async def cancelled(update: Update, context: FieldbotContext) -> None:
     except DomainError as error:
         await refuse(update, context, error, what="handover.cancel")
         return
+    await drop_buttons(update, context)
     await _reply(update, context, context.t("handover.cancel_done"))
+
+
+# ---- the office: pending handovers, standing in for a silent departing collector ----------------------------
+
+
+@serves(Action.HANDOVER_VIEW)
+async def pending_list(update: Update, context: FieldbotContext) -> None:
+    """/handovers: the running handovers of the team (every team, for the admin office), to open."""
+    assert context.staff is not None
+    t = context.t
+    try:
+        async with context.runtime.db.read() as session:
+            found = await handover.pending(session, context.staff)
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.list")
+        return
+    if not found:
+        await _reply(update, context, t("handover.pending_none"))
+        return
+    lines = [t("handover.pending_title", count=len(found))]
+    buttons = []
+    for p in found:
+        lines.append(t("handover.pending_line", id=p.handover.id, name=p.departing.name,
+                       status=t(STATUS_LABELS[p.handover.status]), answered=p.answered, received=p.received,
+                       count=p.items))
+        buttons.append([InlineKeyboardButton(t("handover.pending_open", id=p.handover.id, name=p.departing.name),
+                                             callback_data=HandoverOpen(p.handover.id).pack())])
+    await _reply(update, context, "\n".join(lines), buttons)
+
+
+STATUS_LABELS = {"collecting": N_("handover.status.collecting"), "lead_review": N_("handover.status.lead_review"),
+                 "receiving": N_("handover.status.receiving"), "completed": N_("handover.status.completed"),
+                 "cancelled": N_("handover.status.cancelled")}
+
+
+@serves(Action.HANDOVER_VIEW)
+async def opened(update: Update, context: FieldbotContext) -> None:
+    """One handover: where it stands, each case and its successor, and the buttons the viewer may use."""
+    assert context.staff is not None
+    t = context.t
+    handover_id = pressed(update, HandoverOpen).handover_id
+    try:
+        async with context.runtime.db.read() as session:
+            view = await handover.overview(session, context.staff, handover_id)
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.open")
+        return
+    p = view.pending
+    lines = [t("handover.pending_line", id=p.handover.id, name=p.departing.name,
+               status=t(STATUS_LABELS[p.handover.status]), answered=p.answered, received=p.received, count=p.items)]
+    lines += [f"{_facts_line(context, i)} → {view.successors.get(i.successor_id, '?')}" for i in view.rows]
+    offered = [(view.may_stand_in, N_("handover.stand_in"), HandoverStandIn(handover_id).pack()),
+               (view.may_review, N_("handover.open_review"), HandoverReview(handover_id).pack()),
+               (view.may_cancel, N_("handover.cancel"), HandoverCancel(handover_id).pack())]
+    buttons = [[InlineKeyboardButton(t(label), callback_data=data)] for may, label, data in offered if may]
+    await _reply(update, context, "\n".join(lines), buttons)
+
+
+@serves(Action.HANDOVER_STAND_IN)
+async def stand_in_list(update: Update, context: FieldbotContext) -> None:
+    """The departing collector's checklist, for a supervisor or team lead to answer in their place."""
+    assert context.staff is not None
+    t = context.t
+    handover_id = pressed(update, HandoverStandIn).handover_id
+    try:
+        async with context.runtime.db.read() as session:
+            running, departing, rows = await handover.stand_in_items(session, context.staff, handover_id)
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.stand_in")
+        return
+    lines = [t("handover.stand_in_title", id=running.id, name=departing.name)]
+    buttons = []
+    for item in rows:
+        mark = {"pending": "⬜", "done": "✅", "noted": "📝"}[item.departing_status]
+        lines.append(f"{mark} {_facts_line(context, item)}")
+        if item.departing_status == "pending":
+            buttons.append([InlineKeyboardButton(f"📝 {item.facts.get('case_no')}",
+                                                 callback_data=HandoverStandInItem(item.id).pack())])
+    if buttons:
+        buttons.append([InlineKeyboardButton(t("handover.stand_in_all"),
+                                             callback_data=HandoverStandInAll(handover_id).pack())])
+    await _reply(update, context, "\n".join(lines), buttons)
+
+
+@serves(Action.HANDOVER_STAND_IN)
+async def stand_in_ask_one(update: Update, context: FieldbotContext) -> None:
+    """One item: the note comes next, typed."""
+    await _ask_stand_in_note(update, context, None, pressed(update, HandoverStandInItem).item_id)
+
+
+@serves(Action.HANDOVER_STAND_IN)
+async def stand_in_ask_all(update: Update, context: FieldbotContext) -> None:
+    """Every item still pending: the note comes next, typed."""
+    await _ask_stand_in_note(update, context, pressed(update, HandoverStandInAll).handover_id, None)
+
+
+async def _ask_stand_in_note(update: Update, context: FieldbotContext, handover_id: int | None,
+                             item_id: int | None) -> None:
+    staff = context.staff
+    assert staff is not None
+    await ask_for_text(update, context, HandoverStep.STAND_IN_NOTE, {"handover": handover_id, "item": item_id},
+                       "handover.ask_stand_in_note", what="handover.stand_in",
+                       check=lambda session: handover.check_stand_in(session, staff, handover_id=handover_id,
+                                                                     item_id=item_id))
+
+
+@serves(Action.HANDOVER_STAND_IN)
+@ignore_replays
+async def stand_in_note_typed(update: Update, context: FieldbotContext) -> None:
+    message, flow, staff, runtime = update.effective_message, context.flow, context.staff, context.runtime
+    assert message is not None and message.text is not None and flow is not None and staff is not None
+    handover_id, item_id = flow.data.get("handover"), flow.data.get("item")
+    try:
+        async with write_once(update, context) as session:
+            chosen, all_done = await handover.stand_in(
+                session, staff, note=message.text, now=runtime.clock.now(), calendar=runtime.calendar,
+                handover_id=int(handover_id) if handover_id is not None else None,
+                item_id=int(item_id) if item_id is not None else None)
+            await flows.clear(session, staff.id, HandoverStep.FLOW)
+    except DomainError as error:
+        await refuse(update, context, error, what="handover.stand_in")
+        return
+    key = N_("handover.stood_in_all_done") if all_done else N_("handover.stood_in")
+    await _reply(update, context, context.t(key, count=len(chosen)))
 
 
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
@@ -381,4 +513,11 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
         CallbackQueryHandler(decided, pattern=HandoverDecide.pattern()),
         CallbackQueryHandler(received, pattern=HandoverReceive.pattern()),
         CallbackQueryHandler(cancelled, pattern=HandoverCancel.pattern()),
+        CommandHandler("handovers", pending_list),
+        MessageHandler(filters.Text(all_translations("menu.handovers")), pending_list),
+        CallbackQueryHandler(opened, pattern=HandoverOpen.pattern()),
+        CallbackQueryHandler(stand_in_list, pattern=HandoverStandIn.pattern()),
+        CallbackQueryHandler(stand_in_ask_one, pattern=HandoverStandInItem.pattern()),
+        CallbackQueryHandler(stand_in_ask_all, pattern=HandoverStandInAll.pattern()),
+        MessageHandler(text & AtStep(HandoverStep.STAND_IN_NOTE), stand_in_note_typed),
     ]

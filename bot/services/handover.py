@@ -12,12 +12,20 @@ without an active assignee: the departing collector keeps each case until its su
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.buttons import Decision, HandoverChecklist, HandoverDecide, HandoverReceive, HandoverReview
+from bot.buttons import (
+    Decision,
+    HandoverChecklist,
+    HandoverDecide,
+    HandoverReceive,
+    HandoverReview,
+    HandoverStandIn,
+)
 from bot.i18n import N_
 from bot.services import audit, deadlines, outbox, policy
 from bot.services.actor import StaffView
@@ -100,7 +108,30 @@ async def successor_candidates(session: AsyncSession, actor: StaffView | None, f
     assert departing is not None
     return list(await session.scalars(select(Staff).where(
         Staff.active.is_(True), Staff.role.in_(FIELD_ROLES), Staff.id != from_id,
-        Staff.team == departing.team).order_by(Staff.name)))
+        Staff.team == departing.team, Staff.id.not_in(_leaving())).order_by(Staff.name)))
+
+
+def _leaving() -> Select[tuple[int]]:
+    """Who is leaving: the departing person of a running handover (never a successor)."""
+    return select(Handover.from_staff_id).where(Handover.status.in_(RUNNING))
+
+
+def _taking_over() -> Select[tuple[int]]:
+    """Who is named a successor in a running handover (cannot start leaving until it is over)."""
+    return select(HandoverItem.successor_id).join(Handover, Handover.id == HandoverItem.handover_id).where(
+        Handover.status.in_(RUNNING))
+
+
+async def _refuse_blocking(session: AsyncSession, from_id: int, successor_ids: Sequence[int]) -> None:
+    """No pair of handovers may wait on each other: a successor is not leaving, and someone leaving is
+    nobody's successor. The people involved are locked (in id order) so two starts at once see each other."""
+    await session.execute(select(Staff.id).where(Staff.id.in_([from_id, *successor_ids]))
+                          .order_by(Staff.id).with_for_update())
+    if await session.scalar(select(func.count()).where(Staff.id.in_(successor_ids), Staff.id.in_(_leaving()))):
+        raise DomainError(N_("handover.error.successor_leaving"))
+    if await session.scalar(select(func.count()).select_from(Staff).where(Staff.id == from_id,
+                                                                          Staff.id.in_(_taking_over()))):
+        raise DomainError(N_("handover.error.departing_is_successor"))
 
 
 async def _notify(session: AsyncSession, people: Sequence[Staff], key: str, *, now: datetime, kind: str,
@@ -121,6 +152,7 @@ async def start(session: AsyncSession, *, actor: StaffView | None, from_id: int,
     if departing is None or not departing.active or departing.role not in FIELD_ROLES:
         raise DomainError(N_("handover.error.not_collector"))
     await check_person(session, actor, from_id)
+    await _refuse_blocking(session, from_id, list(dict.fromkeys(successor_ids)))
     if await session.scalar(select(Handover.id).where(Handover.from_staff_id == from_id,
                                                       Handover.status.in_(RUNNING))):
         raise DomainError(N_("handover.error.running"))
@@ -179,26 +211,33 @@ async def _handover(session: AsyncSession, handover_id: int, *, status: str | No
 
 
 async def departing_mark(session: AsyncSession, departing: StaffView, item_id: int, *, note: str | None,
-                         now: datetime) -> tuple[HandoverItem, bool]:
+                         now: datetime, calendar: WorkCalendar | None = None) -> tuple[HandoverItem, bool]:
     """The departing collector marks an item done (or notes what is pending); True once all are answered."""
     item = await item_to_answer(session, departing, item_id)
     handover = await _handover(session, item.handover_id, status=HandoverStatus.COLLECTING.value)
+    if item.departing_status != "pending":
+        raise DomainError(N_("handover.error.answered"))
     item.departing_status = "noted" if note else "done"
     item.departing_note = note
     await audit.record(session, action="handover.item_confirmed", object_type="handover", object_id=handover.id,
                        actor_id=departing.id, at=now, details={"case_id": item.case_id, "note": note})
+    return item, await _after_answer(session, handover, actor_id=departing.id, now=now, calendar=calendar)
+
+
+async def _after_answer(session: AsyncSession, handover: Handover, *, actor_id: int, now: datetime,
+                        calendar: WorkCalendar | None = None) -> bool:
+    """Once every item is answered the list goes to the team lead (reminded until they confirm)."""
     if any(i.departing_status == "pending" for i in await items(session, handover.id)):
-        return item, False
-    handover.status, handover.departing_confirmed_at, handover.next_reminder_at = (
-        HandoverStatus.LEAD_REVIEW.value, now, None)
-    person = await session.get(Staff, departing.id)
-    assert person is not None
+        return False
+    handover.status, handover.departing_confirmed_at = HandoverStatus.LEAD_REVIEW.value, now
+    handover.next_reminder_at = calendar.add_working_hours(now, REMIND_EVERY_WORKING_HOURS) if calendar else None
+    person = await _departing(session, handover)
     await audit.record(session, action="handover.departing_confirmed", object_type="handover",
-                       object_id=handover.id, actor_id=departing.id, at=now)
+                       object_id=handover.id, actor_id=actor_id, at=now)
     await _notify(session, await _leads(session, person.team), N_("handover.to_lead"), now=now,
                   kind="handover.review", name=person.name, id=handover.id,
                   buttons=[[(N_("handover.open_review"), HandoverReview(handover.id).pack())]])
-    return item, True
+    return True
 
 
 async def item_to_answer(session: AsyncSession, departing: StaffView, item_id: int) -> HandoverItem:
@@ -239,7 +278,7 @@ async def successor_choices(session: AsyncSession, lead: StaffView, item_id: int
     departing = await _departing(session, await _handover(session, item.handover_id))
     return list(await session.scalars(select(Staff).where(
         Staff.active.is_(True), Staff.role.in_(FIELD_ROLES), Staff.team == departing.team,
-        Staff.id != departing.id).order_by(Staff.name)))
+        Staff.id != departing.id, Staff.id.not_in(_leaving())).order_by(Staff.name)))
 
 
 async def reassign_item(session: AsyncSession, lead: StaffView, item_id: int, successor_id: int, *,
@@ -251,6 +290,7 @@ async def reassign_item(session: AsyncSession, lead: StaffView, item_id: int, su
     if (successor is None or not successor.active or successor.role not in FIELD_ROLES
             or successor.id == departing.id or successor.team != departing.team):
         raise DomainError(N_("handover.error.bad_successor"))
+    await _refuse_blocking(session, departing.id, [successor_id])
     before = item.successor_id
     item.successor_id = successor_id
     await audit.record(session, action="handover.item_reassigned", object_type="handover", object_id=handover.id,
@@ -296,7 +336,8 @@ async def decide(session: AsyncSession, supervisor: StaffView, issue_id: int, *,
     return issue
 
 
-async def lead_confirm(session: AsyncSession, lead: StaffView, handover_id: int, *, now: datetime) -> Handover:
+async def lead_confirm(session: AsyncSession, lead: StaffView, handover_id: int, *, now: datetime,
+                       calendar: WorkCalendar | None = None) -> Handover:
     await check_lead(session, lead, handover_id)
     handover = await _handover(session, handover_id, status=HandoverStatus.LEAD_REVIEW.value)
     departing = await _departing(session, handover)
@@ -305,6 +346,7 @@ async def lead_confirm(session: AsyncSession, lead: StaffView, handover_id: int,
         raise DomainError(N_("handover.error.open_issue"))
     handover.status, handover.lead_confirmed_by_id, handover.lead_confirmed_at = (
         HandoverStatus.RECEIVING.value, lead.id, now)
+    handover.next_reminder_at = calendar.add_working_hours(now, REMIND_EVERY_WORKING_HOURS) if calendar else None
     await audit.record(session, action="handover.lead_confirmed", object_type="handover", object_id=handover_id,
                        actor_id=lead.id, at=now)
     by_successor: dict[int, int] = {}
@@ -350,7 +392,7 @@ async def receive(session: AsyncSession, successor: StaffView, handover_id: int,
 
 
 async def _complete(session: AsyncSession, handover: Handover, *, now: datetime) -> None:
-    handover.status, handover.completed_at = HandoverStatus.COMPLETED.value, now
+    handover.status, handover.completed_at, handover.next_reminder_at = HandoverStatus.COMPLETED.value, now, None
     departing = await session.get(Staff, handover.from_staff_id)
     assert departing is not None
     await deactivate(session, departing.id, now=now, actor_id=None, allow_open_cases=False)
@@ -397,18 +439,152 @@ def _moment(text: object) -> datetime | None:
 
 
 async def remind_due(session: AsyncSession, *, now: datetime, calendar: WorkCalendar) -> int:
-    """The departing collector is reminded, every few working hours, until every item is answered."""
-    due = list(await session.scalars(select(Handover).where(Handover.status == HandoverStatus.COLLECTING.value,
-                                                            Handover.next_reminder_at <= now)))
+    """Whoever a running handover waits for is reminded every few working hours until they act: the
+    departing collector (and their team lead, who may answer for them), then the team lead, then each
+    successor who has not yet received their cases."""
+    due = list(await session.scalars(select(Handover).where(Handover.status.in_(RUNNING),
+                                                            Handover.next_reminder_at <= now)
+                                     .order_by(Handover.id).with_for_update()))
     for handover in due:
         handover.next_reminder_at = calendar.add_working_hours(now, REMIND_EVERY_WORKING_HOURS)
-        departing = await session.get(Staff, handover.from_staff_id)
-        pending = sum(i.departing_status == "pending" for i in await items(session, handover.id))
-        if departing is not None:
+        departing = await _departing(session, handover)
+        rows = await items(session, handover.id)
+        if handover.status == HandoverStatus.COLLECTING.value:
+            pending = sum(i.departing_status == "pending" for i in rows)
             await _notify(session, [departing], N_("handover.reminder"), now=now, kind="handover.reminder",
                           id=handover.id, count=pending,
                           buttons=[[(N_("handover.open_list"), HandoverChecklist().pack())]])
+            await _notify(session, await _leads(session, departing.team), N_("handover.reminder_lead_collecting"),
+                          now=now, kind="handover.reminder", id=handover.id, count=pending, name=departing.name,
+                          buttons=[[(N_("handover.stand_in"), HandoverStandIn(handover.id).pack())]])
+        elif handover.status == HandoverStatus.LEAD_REVIEW.value:
+            await _notify(session, await _leads(session, departing.team), N_("handover.reminder_lead"), now=now,
+                          kind="handover.reminder", id=handover.id, name=departing.name,
+                          buttons=[[(N_("handover.open_review"), HandoverReview(handover.id).pack())]])
+        else:
+            waiting: dict[int, int] = {}
+            for item in rows:
+                if item.received_at is None:
+                    waiting[item.successor_id] = waiting.get(item.successor_id, 0) + 1
+            for successor in await session.scalars(select(Staff).where(Staff.id.in_(waiting)).order_by(Staff.id)):
+                await _notify(session, [successor], N_("handover.reminder_successor"), now=now,
+                              kind="handover.reminder", id=handover.id, name=departing.name,
+                              count=waiting[successor.id],
+                              buttons=[[(N_("handover.receive"), HandoverReceive(handover.id).pack())]])
     return len(due)
+
+
+# ---- the office's view: pending handovers, standing in for a silent departing collector ----------------------
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A running handover as the office lists it."""
+
+    handover: Handover
+    departing: Staff
+    items: int
+    answered: int
+    received: int
+
+
+async def pending(session: AsyncSession, actor: StaffView) -> list[Pending]:
+    """The running handovers ``actor`` oversees: their team's (supervisor, team lead), every team's (admin)."""
+    team = policy.team_filter(actor, Action.HANDOVER_VIEW)
+    query = (select(Handover, Staff).join(Staff, Staff.id == Handover.from_staff_id)
+             .where(Handover.status.in_(RUNNING)).order_by(Handover.started_at, Handover.id))
+    if team is not None:
+        query = query.where(Staff.team == team)
+    found = []
+    for handover, departing in (await session.execute(query)).tuples():
+        rows = await items(session, handover.id)
+        found.append(Pending(handover, departing, len(rows), sum(i.departing_status != "pending" for i in rows),
+                             sum(i.received_at is not None for i in rows)))
+    return found
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One handover as someone overseeing it sees it, with what they may do next."""
+
+    pending: Pending
+    rows: list[HandoverItem]
+    successors: dict[int, str]
+    may_stand_in: bool
+    may_review: bool
+    may_cancel: bool
+
+
+async def overview(session: AsyncSession, actor: StaffView, handover_id: int) -> Overview:
+    subject = await policy.require(session, actor, Action.HANDOVER_VIEW, handover_id)
+    handover = await _handover(session, handover_id)
+    departing = await _departing(session, handover)
+    rows = await items(session, handover_id)
+    names = {s.id: s.name for s in await session.scalars(select(Staff).where(
+        Staff.id.in_({i.successor_id for i in rows})))}
+    running = handover.status in RUNNING
+    status = handover.status
+    leads = await policy.handover_leads(session, departing.team)
+    lead_subject = policy.Subject(subject.kind, subject.id, subject.owner_ids, subject.team, leads)
+    return Overview(
+        Pending(handover, departing, len(rows), sum(i.departing_status != "pending" for i in rows),
+                sum(i.received_at is not None for i in rows)),
+        rows, names,
+        may_stand_in=status == HandoverStatus.COLLECTING.value and policy.allows(actor, Action.HANDOVER_STAND_IN,
+                                                                                 subject),
+        may_review=status == HandoverStatus.LEAD_REVIEW.value and policy.allows(actor, Action.HANDOVER_LEAD,
+                                                                                lead_subject),
+        may_cancel=running and policy.allows(actor, Action.HANDOVER_RUN, subject))
+
+
+async def stand_in_items(session: AsyncSession, actor: StaffView, handover_id: int) -> tuple[Handover, Staff,
+                                                                                             list[HandoverItem]]:
+    """The departing collector's checklist as someone standing in for them sees it."""
+    await policy.require(session, actor, Action.HANDOVER_STAND_IN, handover_id)
+    handover = await _handover(session, handover_id, status=HandoverStatus.COLLECTING.value)
+    return handover, await _departing(session, handover), await items(session, handover_id)
+
+
+async def check_stand_in(session: AsyncSession, actor: StaffView, *, handover_id: int | None = None,
+                         item_id: int | None = None) -> None:
+    """Refuse unless ``actor`` may answer this checklist (or this item of it) for the departing collector."""
+    if item_id is not None:
+        policy.check(actor, Action.HANDOVER_STAND_IN,
+                     await policy.handover_item_subject(session, item_id, Action.HANDOVER_STAND_IN))
+        item = await session.get(HandoverItem, item_id)
+        assert item is not None
+        handover_id = item.handover_id
+    assert handover_id is not None
+    await stand_in_items(session, actor, handover_id)
+
+
+async def stand_in(session: AsyncSession, actor: StaffView, *, note: str, now: datetime, calendar: WorkCalendar,
+                   handover_id: int | None = None, item_id: int | None = None) -> tuple[list[HandoverItem], bool]:
+    """A supervisor or team lead answers the departing collector's checklist for them (one item, or every
+    item still pending), with a note saying why; audited as done by whom for whom. True once all are answered."""
+    note = " ".join(note.split())[:500]
+    if not note:
+        raise DomainError(N_("handover.error.note_required"))
+    await check_stand_in(session, actor, handover_id=handover_id, item_id=item_id)
+    if item_id is not None:
+        item = await session.get(HandoverItem, item_id)
+        assert item is not None
+        handover_id = item.handover_id
+    assert handover_id is not None
+    handover = await _handover(session, handover_id, status=HandoverStatus.COLLECTING.value)
+    departing = await _departing(session, handover)
+    chosen = [i for i in await items(session, handover_id)
+              if i.departing_status == "pending" and (item_id is None or i.id == item_id)]
+    if not chosen:
+        raise DomainError(N_("handover.error.answered"))
+    for item in chosen:
+        item.departing_status, item.departing_note = "noted", note
+        await audit.record(session, action="handover.item_stood_in", object_type="handover", object_id=handover.id,
+                           actor_id=actor.id, at=now,
+                           details={"case_id": item.case_id, "for": departing.id, "by": actor.id, "note": note})
+    await _notify(session, [departing], N_("handover.stood_in_to_departing"), now=now, kind="handover.list",
+                  id=handover.id, name=actor.name, count=len(chosen), note=note)
+    return chosen, await _after_answer(session, handover, actor_id=actor.id, now=now, calendar=calendar)
 
 
 async def orphans(session: AsyncSession) -> list[Case]:
