@@ -236,6 +236,7 @@ def cmd_staff_deactivate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.i18n import translator
     from bot.services import audit, audit_checkpoint
 
     async def work(database: Database) -> int:
@@ -243,7 +244,10 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
         async with database.read() as session:
             result = await audit.verify(session, checkpoints=heads)
         print(result.describe())
-        return 0 if result.ok else 1
+        untrusted = audit_checkpoint.distrusted(settings)
+        if untrusted is not None:
+            print(translator(settings.default_locale)("audit.checkpoint_untrusted", reason=untrusted))
+        return 0 if result.ok and untrusted is None else 1
 
     return _run_db(settings, work, upgrade=False)
 

@@ -171,3 +171,30 @@ def test_cli_names_the_missing_entries(tmp_path: Path, monkeypatch: pytest.Monke
     con.close()
     assert cli.main(["audit", "verify"]) == 1
     assert f"entry #{head} is missing" in capsys.readouterr().out
+
+
+def test_cli_fails_on_a_checkpoint_it_cannot_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Cutting the tail and spoiling the checkpoint file (without the key) does not make verify say intact."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{data / 'fieldbot.db'}")
+    monkeypatch.setenv("FIELDBOT_DATA_DIR", str(data))
+    monkeypatch.setenv("FIELDBOT_DEFAULT_LOCALE", "en")
+    for name in ("Li", "Wu", "Zhao"):
+        assert cli.main(["staff", "add", "--name", name, "--role", "admin"]) == 0
+    path = data / audit_checkpoint.FILE_NAME
+    con = sqlite3.connect(data / "fieldbot.db")
+    audit_checkpoint.write(path, audit.Head(seq=3, hash=con.execute(
+        "SELECT hash FROM audit_log WHERE seq = 3").fetchone()[0]))
+    capsys.readouterr()
+    assert cli.main(["audit", "verify"]) == 0
+    assert "head matches the checkpoint at #3" in capsys.readouterr().out
+
+    con.execute("DELETE FROM audit_log WHERE seq >= 2")
+    con.commit()
+    con.close()
+    for spoiled in ('{"seq": 1, "hash": "x", "at": null, "mac": "y"}', "not json"):
+        path.write_text(spoiled)
+        assert cli.main(["audit", "verify"]) == 1
+        out = capsys.readouterr().out
+        assert "checkpoint cannot be trusted" in out and str(path) in out

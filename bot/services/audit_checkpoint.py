@@ -78,6 +78,16 @@ def write(path: Path, head: audit.Head, *, key: bytes | None = None) -> None:
     write_private(path, (json.dumps(fields, indent=1) + "\n").encode("utf-8"), sync=True)
 
 
+def distrusted(settings: Settings) -> str | None:
+    """Why the checkpoint file beside the database cannot be trusted (None: it is sound, or there is none).
+    ``audit verify`` fails on it: a file edited without the key is a sign someone tried to hide a cut."""
+    try:
+        read(checkpoint_path(settings))
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
 def known_heads(settings: Settings, *, extra_dirs: tuple[Path, ...] = ()) -> list[audit.Head]:
     """The head to hold the log against: the checkpoint file beside the database (written every minute,
     and by an approved restore); without it, the newest manifest of each backup folder (a deleted
