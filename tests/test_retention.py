@@ -456,3 +456,53 @@ def test_cli_purge_with_a_bad_date(db_file: Path, capsys: pytest.CaptureFixture[
     assert main(["purge", "--today", "2031-13-01"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "fieldbot: --today: 2031-13-01 is not a date such as 2031-12-31."
+
+
+async def test_a_hold_placed_while_the_purge_runs(any_database: Database, tmp_path: Path, clock: ManualClock) -> None:
+    """Hold first (not yet committed when the purge starts): the case stays. Purge first (the case locked
+    when the hold comes): the hold is refused as for a purged case, not a database error."""
+    runtime = runtime_for(any_database, tmp_path, clock)
+    await seed_case(any_database, runtime.media, "R-1", ENDED, assigned=False)
+    await seed_case(any_database, runtime.media, "R-2", ENDED, assigned=False)
+
+    async with any_database.write() as session:
+        case = await retention.find_case(session, "R-1")
+        await retention.place_hold(session, case, "诉讼中", "法务部 陈", NOW)
+        purging = asyncio.create_task(purge(runtime, TODAY))
+        await asyncio.sleep(0.3)  # the purge waits for this transaction
+    result = await purging
+    assert [p.case_no for p in result.purged] == ["R-2"]
+    assert await count(any_database, Case) == 1 and await count(any_database, LegalHold) == 1
+
+    async with any_database.write() as session:
+        await retention.release_hold(session, await retention.find_case(session, "R-1"), "结案", "法务部 陈", NOW)
+    locked, go_on = asyncio.Event(), asyncio.Event()
+    reasons, calls = retention._reasons, []
+
+    async def paused(session: Any, cases: Any) -> dict[int, set[str]]:
+        found = await reasons(session, cases)
+        calls.append(len(cases))
+        if len(calls) == 2:  # the first lists what is due; the second is in _purge_case, the case row locked
+            locked.set()
+            await go_on.wait()
+        return found
+
+    retention._reasons = paused  # type: ignore[assignment]
+    try:
+        purging = asyncio.create_task(purge(runtime, TODAY))
+        await locked.wait()
+
+        async def hold() -> None:
+            async with any_database.write() as session:
+                await retention.place_hold(session, await retention.find_case(session, "R-1"), "再审", "法务部 陈", NOW)
+
+        holding = asyncio.create_task(hold())
+        await asyncio.sleep(0.3)
+        go_on.set()
+        assert [p.case_no for p in (await purging).purged] == ["R-1"]
+        with pytest.raises(NotFound) as refused:
+            await holding
+        assert refused.value.key == "retention.error.case_purged"
+    finally:
+        retention._reasons = reasons  # type: ignore[assignment]
+    assert await count(any_database, Case) == 0 and await count(any_database, LegalHold) == 0

@@ -225,6 +225,10 @@ async def find_case(session: AsyncSession, case_no: str, bank: str | None = None
 async def place_hold(session: AsyncSession, case: Case, reason: str, by: str, now: datetime) -> LegalHold:
     """Keep the case's material past its retention period until the hold is released. Audited."""
     reason, by = _required(reason, by)
+    # The purge holds the case row while it deletes it: wait for it, then refuse as for a purged case.
+    if await session.scalar(select(Case.id).where(Case.id == case.id).with_for_update()) is None:
+        await find_case(session, case.case_no, case.bank)
+        raise NotFound(N_("retention.error.no_case"), case_no=case.case_no)
     hold = LegalHold(case_id=case.id, reason=reason, placed_by=by, placed_at=now)
     session.add(hold)
     await session.flush()
