@@ -23,7 +23,7 @@ from bot.services import audit, backup, backup_manifest
 from bot.storage import migrate
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
-from bot.storage.models import AuditEntry, Backup, Case, Evidence, OutboxMessage, Role, Staff, Visit
+from bot.storage.models import AuditEntry, Backup, Case, Evidence, Instance, OutboxMessage, Role, Staff, Visit
 from tests.conftest import PG_ENV, _drop_pg_database, _fresh_pg_database
 
 
@@ -220,6 +220,8 @@ async def test_restore_over_data_needs_the_backup_id(database: Database, tmp_pat
         await backup.restore(settings, source=tmp_path / "hq", by="test", now=clock.now(), confirm="20260101T000000-x")
     assert (await counts_of(database))["cases"] == 10
 
+    newer = MediaStore(settings.data_dir).put(b"a photo taken after the backup", kind="evidence", suffix=".jpg")
+
     await database.dispose()
     done = await backup.restore(settings, source=tmp_path / "hq", by="Li (admin)", approval="HQ-7", now=clock.now(),
                                 confirm=result.backup_id)
@@ -232,6 +234,53 @@ async def test_restore_over_data_needs_the_backup_id(database: Database, tmp_pat
         assert entry is not None and '"approval":"HQ-7"' in entry.details and "holds rows" in entry.details
     finally:
         await reopened.dispose()
+    # what the restore overwrote is kept aside, not lost: the database as it was, and the media folder
+    aside = Path(done.kept_aside[0]).parent
+    assert aside.parent == settings.data_dir and aside.name.startswith("replaced-")
+    kept = Database(f"sqlite+aiosqlite:///{aside / 'database.sqlite3'}")
+    try:
+        assert (await counts_of(kept))["cases"] == 10
+    finally:
+        await kept.dispose()
+    assert (aside / newer.path).read_bytes() == b"a photo taken after the backup"
+    assert not (settings.data_dir / newer.path).exists()  # the restored media folder holds the backup's files only
+    assert str(aside / "database.sqlite3") in entry.details
+
+
+async def test_restore_needs_the_file_key_for_sealed_files(database: Database, tmp_path: Path,
+                                                          clock: ManualClock) -> None:
+    data = tmp_path / "data"
+    MediaStore(data).put(b"the bank's file", kind="imports", suffix=".csv", sealed=True)
+    settings, _ = await make_one(database, tmp_path, clock)
+    elsewhere = settings.model_copy(update={"keys_dir": tmp_path / "new-machine-keys"})
+    with pytest.raises(backup.RestoreRefused, match=r"files\.key is missing"):
+        await backup.restore(elsewhere, source=tmp_path / "hq", by="test", now=clock.now(),
+                             target_url=f"sqlite+aiosqlite:///{tmp_path / 'r' / 'f.db'}", data_dir=tmp_path / "r")
+    assert not (tmp_path / "new-machine-keys").exists() and not (tmp_path / "r").exists()
+
+
+async def test_restore_refuses_while_a_bot_runs_on_the_target(database: Database, tmp_path: Path,
+                                                             clock: ManualClock) -> None:
+    settings, result = await make_one(database, tmp_path, clock)
+    async with database.write() as session:
+        session.add(Instance(id="live", started_at=clock.now(), heartbeat_at=clock.now() - timedelta(seconds=3)))
+    with pytest.raises(backup.RestoreRefused, match="a bot process is running on the target database"):
+        await backup.restore(settings, source=tmp_path / "hq", by="test", now=clock.now(), confirm=result.backup_id)
+    clock.advance(timedelta(minutes=5))  # the process stopped: its heartbeat is old
+    await database.dispose()
+    done = await backup.restore(settings, source=tmp_path / "hq", by="test", now=clock.now(), confirm=result.backup_id)
+    assert done.verify.ok
+
+
+async def test_backup_folders_are_recorded_absolute(database: Database, tmp_path: Path, clock: ManualClock,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = settings_for(database, tmp_path / "data")
+    made = await backup.make_backup(database, settings, now=clock.now(), folders=[Path("usb")])
+    assert made.folders == [tmp_path / "usb"]
+    async with database.read() as session:
+        row = await session.scalar(select(Backup))
+    assert row is not None and row.targets == [str(tmp_path / "usb")]
 
 
 async def test_restore_refuses_another_kind_of_database(database: Database, tmp_path: Path,

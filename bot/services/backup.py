@@ -54,8 +54,9 @@ from bot.services.backup_manifest import (
     snapshot_folders,
 )
 from bot.services.people import t_for
+from bot.storage import keys
 from bot.storage.db import Database
-from bot.storage.media import sha256_file
+from bot.storage.media import SEALED, sha256_file
 from bot.storage.models import Backup, Role, Staff
 from bot.storage.private import copy_private, private_dir, write_private
 
@@ -298,7 +299,7 @@ def prune(folder: Path, *, keep_days: int, now: datetime, written_before: float)
 async def make_backup(database: Database, settings: Settings, *, now: datetime,
                       folders: Sequence[Path] | None = None, actor: str | None = None) -> BackupResult:
     """Snapshot the database and copy the media and a manifest to every backup folder."""
-    folders = list(folders if folders is not None else settings.backup_dirs)
+    folders = [f.absolute() for f in (folders if folders is not None else settings.backup_dirs)]
     if not folders:
         raise BackupError("no backup folder: set FIELDBOT_BACKUP_DIRS (branch and head office) or pass --to")
     backup_id = new_backup_id(now)
@@ -427,6 +428,7 @@ class RestoreResult:
     verify: audit.VerifyResult
     counts: dict[str, int]
     files: int
+    kept_aside: list[str] = field(default_factory=list)  # what an overwritten target held, moved or copied aside
 
 
 def check_backup(manifest: Manifest) -> list[str]:
@@ -476,6 +478,58 @@ async def _target_rows(url: str) -> int:
 def _media_present(data_dir: Path) -> bool:
     root = data_dir / "media"
     return root.is_dir() and any(p.is_file() for p in root.rglob("*"))
+
+
+RUNNING_WITHIN = timedelta(minutes=2)  # a heartbeat this fresh in the target: a bot is running on it
+
+
+async def _target_heartbeat(url: str) -> datetime | None:
+    """The newest heartbeat of a bot process in the target database (None: no table, no process)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        path = _sqlite_path(url)
+        if not path.exists() or path.stat().st_size == 0:
+            return None
+        con = sqlite3.connect(path)
+        try:
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instances'").fetchone():
+                return None
+            value = con.execute("SELECT max(heartbeat_at) FROM instances").fetchone()[0]
+        finally:
+            con.close()
+        return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+    import asyncpg
+
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        if not await conn.fetchval("SELECT to_regclass('instances') IS NOT NULL"):
+            return None
+        moment = await conn.fetchval("SELECT max(heartbeat_at) FROM instances")
+    finally:
+        await conn.close()
+    return moment if isinstance(moment, datetime) else None
+
+
+async def _keep_aside(url: str, data_dir: Path, aside: Path) -> list[str]:
+    """Before an approved restore overwrites a target that holds data, copy its database and move its media
+    to ``aside``: a restore confirmed by mistake loses nothing."""
+    kept = []
+    private_dir(aside)
+    if make_url(url).get_backend_name() == "sqlite":
+        path = _sqlite_path(url)
+        if path.exists() and path.stat().st_size:
+            await asyncio.to_thread(_sqlite_snapshot, path, aside / SQLITE_FILE)
+            kept.append(str(aside / SQLITE_FILE))
+    elif await _target_rows(url):
+        if shutil.which("pg_dump") is None:
+            raise RestoreRefused("pg_dump is not installed: the database to be overwritten cannot be kept aside")
+        await _run("pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={aside / PG_FILE}",
+                   f"--dbname={libpq_url(url)}")
+        kept.append(str(aside / PG_FILE))
+    media = data_dir / "media"
+    if media.is_dir():
+        os.replace(media, aside / "media")
+        kept.append(str(aside / "media"))
+    return kept
 
 
 def _restore_sqlite(source: Path, url: str) -> None:
@@ -542,6 +596,14 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
     problems = await asyncio.to_thread(check_backup, manifest)
     if problems:
         raise RestoreRefused(f"backup {manifest.backup_id} is damaged", problems)
+    file_key = settings.keys_path / keys.FILE_KEY
+    if any(entry.path.endswith(SEALED) for entry in manifest.files) and not file_key.exists():
+        raise RestoreRefused(f"the backup holds sealed bank files and {file_key} is missing: copy the keys folder "
+                             "kept apart from the backups back first (without it they cannot be opened)")
+    beat = await _target_heartbeat(target_url)
+    if beat is not None and now - beat < RUNNING_WITHIN:
+        raise RestoreRefused(f"a bot process is running on the target database (its last heartbeat was "
+                             f"{int((now - beat).total_seconds())} s ago): stop every fieldbot process first")
     occupied = []
     if await _target_rows(target_url):
         occupied.append(f"the database {make_url(target_url).render_as_string(hide_password=True)} holds rows")
@@ -551,6 +613,10 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
         raise RestoreRefused(f"the target is not empty; to overwrite it, confirm with --confirm {manifest.backup_id}",
                              occupied)
     assert manifest.folder is not None
+    kept_aside: list[str] = []
+    if occupied:
+        stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        kept_aside = await _keep_aside(target_url, data_dir, data_dir / f"replaced-{stamp}")
     db_file = manifest.folder / manifest.database_file
     if target_kind == "sqlite":
         await asyncio.to_thread(_restore_sqlite, db_file, target_url)
@@ -575,10 +641,10 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
         async with database.write() as session:
             await audit.record(session, action="system.restore", object_type="backup", object_id=manifest.backup_id,
                                details={"by": by, "approval": approval, "source": str(manifest.folder),
-                                        "overwrote": occupied, "files": files,
+                                        "overwrote": occupied, "kept_aside": kept_aside, "files": files,
                                         "audit_seq": manifest.audit_head.seq}, at=now)
             head = await audit.head(session)
         audit_checkpoint.write(data_dir / audit_checkpoint.FILE_NAME, audit.Head(seq=head.seq, hash=head.hash, at=now))
     finally:
         await database.dispose()
-    return RestoreResult(manifest=manifest, verify=result, counts=counts, files=files)
+    return RestoreResult(manifest=manifest, verify=result, counts=counts, files=files, kept_aside=kept_aside)
