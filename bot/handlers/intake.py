@@ -1,4 +1,9 @@
-"""An admin sends the bank's case file as a document: progress while it goes in, a summary, the rejects."""
+"""An admin sends the bank's file as a document: progress while it goes in, a summary, the rejects.
+
+Which file it is (``intake.kind_of_upload``): a caption with 召回 / recall makes it a recall list; a
+header with a case number, an amount paid and a date paid and no address makes it a repayment file;
+anything else is a case file. The rest of the caption names the bank.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from bot.context import FieldbotContext
 from bot.handlers.common import say, serves
 from bot.handlers.routing import RoleIs
 from bot.i18n import N_, all_translations
-from bot.services import inbox, intake, policy
+from bot.services import inbox, intake, payments, policy
 from bot.services.errors import AlreadyDone
 from bot.services.policy import Action
 
@@ -57,6 +62,10 @@ async def on_case_file(update: Update, context: FieldbotContext) -> None:
         return
     progress = await message.reply_text(t("import.received", filename=filename))
     data = bytes(await (await document.get_file()).download_as_bytearray())
+    kind, bank = intake.kind_of_upload(data, filename, message.caption)
+    if kind != "cases":
+        await _other_file(message, progress, context, kind, data, filename, bank)
+        return
 
     async def show_progress(done: int, total: int) -> None:
         await _edit(progress, t("import.progress", filename=filename, done=done, total=total))
@@ -64,7 +73,7 @@ async def on_case_file(update: Update, context: FieldbotContext) -> None:
     summary = await intake.import_file(
         runtime.db, data, filename, clock=runtime.clock, calendar=runtime.calendar, media=runtime.media,
         backup_dirs=runtime.settings.backup_dirs, geocoder=runtime.geocoder,
-        bank=(message.caption or "").strip() or None, received_at=message.date, actor_id=staff.id,
+        bank=bank, received_at=message.date, actor_id=staff.id,
         batch_size=runtime.settings.import_batch_size, progress=show_progress,
     )
     if summary.error is not None:
@@ -77,12 +86,42 @@ async def on_case_file(update: Update, context: FieldbotContext) -> None:
                                      caption=t("import.rejects_caption", count=summary.rejected))
 
 
+async def _other_file(message: Message, progress: Message, context: FieldbotContext, kind: str, data: bytes,
+                      filename: str, bank: str | None) -> None:
+    """A repayment file or a recall list: import it, show the summary, send the rejects back."""
+    runtime, t, staff = context.runtime, context.t, context.staff
+    assert staff is not None
+    summary: payments.PaymentSummary | intake.RecallSummary
+    if kind == "payments":
+        summary = await payments.import_payments(
+            runtime.db, data, filename, clock=runtime.clock, calendar=runtime.calendar, media=runtime.media,
+            backup_dirs=runtime.settings.backup_dirs, bank=bank, received_at=message.date, actor_id=staff.id)
+    else:
+        summary = await intake.import_recall(
+            runtime.db, data, filename, clock=runtime.clock, media=runtime.media,
+            backup_dirs=runtime.settings.backup_dirs, bank=bank, received_at=message.date, actor_id=staff.id)
+    if summary.error is not None:
+        await _edit(progress, t(FILE_ERRORS.get(summary.error.code, "import.error.unreadable"), filename=filename))
+        return
+    if isinstance(summary, payments.PaymentSummary):
+        await _edit(progress, payments.summary_text(t, summary))
+    else:
+        await _edit(progress, t("recall.summary", filename=filename, closed=len(summary.closed),
+                                already=summary.already_closed, rejected=summary.rejected))
+    rejects = summary.rejects_csv(t)
+    if rejects is not None:
+        await message.reply_document(rejects, filename=f"{PurePath(filename).stem}.rejects.csv",
+                                     caption=t("import.rejects_caption", count=summary.rejected))
+
+
 def summary_text(context: FieldbotContext, summary: intake.ImportSummary) -> str:
     t = context.t
     lines = [t("import.summary", filename=summary.filename, imported=summary.imported, updated=summary.updated,
                unchanged=summary.unchanged, rejected=summary.rejected)]
     if summary.late:
         lines.append(t("import.late", minutes=summary.minutes_taken))
+    if summary.recalled:
+        lines.append(t("import.recalled", count=len(summary.recalled), cases=", ".join(summary.recalled[:20])))
     return "\n".join(lines)
 
 

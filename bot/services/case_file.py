@@ -62,7 +62,10 @@ __all__ = [
     "COLUMN_ALIASES",
     "ERROR_CODES",
     "FIELDS",
+    "OTHER_ALIASES",
+    "PAYMENT_HEADER_REQUIRED",
     "REASON_CODES",
+    "RECALL_HEADER_REQUIRED",
     "REJECTS_REASON_HEADER",
     "REJECTS_ROW_HEADER",
     "CaseFileError",
@@ -73,9 +76,11 @@ __all__ = [
     "Rejection",
     "RowChecker",
     "ValidationResult",
+    "is_yes",
     "map_header",
     "open_case_file",
     "read_case_file",
+    "sniff_kind",
     "validate_rows",
     "write_rejects_csv",
 ]
@@ -150,8 +155,32 @@ COLUMN_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     ),
 }
 
+#: Columns of the bank's other files, matched the same way: the recall flag a case file may carry, and a
+#: repayment file's (bot/services/payments.py). Kept apart from the case file's own columns above.
+OTHER_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    # The bank's recall flag in a case file (是/yes/1: the bank takes the case back).
+    "recall": ("召回", "recall", "是否召回", "召回标志", "recalled"),
+    # The bank's repayment files (see bot/services/payments.py).
+    "amount_paid": (
+        "还款金额", "amount", "amount_paid", "实还金额", "还款额", "入账金额", "回款金额", "payment_amount", "paid",
+    ),
+    "paid_on": ("还款日期", "paid_on", "date_paid", "还款时间", "入账日期", "回款日期", "payment_date", "paid_date"),
+    "channel": ("还款渠道", "channel", "还款方式", "支付渠道", "payment_channel"),
+    "reference": ("流水号", "交易编号", "reference", "交易流水号", "银行流水号", "参考号", "ref", "transaction_id"),
+}
+
 #: Fields a header row must contain to be recognised as the header.
 _HEADER_REQUIRED: Final = ("case_no", "debtor_name", "address")
+#: Fields a repayment file's header must contain (and it has no address column).
+PAYMENT_HEADER_REQUIRED: Final = ("case_no", "amount_paid", "paid_on")
+#: A recall file only needs the case numbers (the bank may be a column, the --bank option or the caption).
+RECALL_HEADER_REQUIRED: Final = ("case_no",)
+_YES: Final = frozenset({"是", "y", "yes", "1", "true", "√", "✓", "召回", "x"})
+
+
+def is_yes(value: object) -> bool:
+    """A flag cell as the office fills it in: 是 / yes / 1 / TRUE / √ (anything else, or blank, is no)."""
+    return unicodedata.normalize("NFKC", _text(value)).strip().lower() in _YES
 _HEADER_SCAN_ROWS: Final = 10
 
 _BRACKETED = re.compile(r"\(.*?\)|\[.*?\]|【.*?】|〔.*?〕|<.*?>")
@@ -164,7 +193,7 @@ def _header_key(text: str) -> str:
 
 
 _ALIAS_INDEX: Final[dict[str, tuple[str, int]]] = {}
-for _field, _aliases in COLUMN_ALIASES.items():
+for _field, _aliases in (*COLUMN_ALIASES.items(), *OTHER_ALIASES.items()):
     for _rank, _alias in enumerate(_aliases):
         _seen = _ALIAS_INDEX.setdefault(_header_key(_alias), (_field, _rank))
         if _seen[0] != _field:  # pragma: no cover - guards edits of COLUMN_ALIASES
@@ -253,18 +282,21 @@ _OTHER_MAGIC: Final = (
 _DELIMITERS: Final = (",", "\t", ";")
 
 
-def read_case_file(data: bytes, filename: str, *, sheet: str | None = None) -> RawTable:
+def read_case_file(data: bytes, filename: str, *, sheet: str | None = None,
+                   required: Sequence[str] = _HEADER_REQUIRED) -> RawTable:
     """Read a bank's case file, every row held, into a :class:`RawTable` (see :func:`open_case_file`)."""
-    return _build_table(open_case_file(data, filename, sheet=sheet))
+    return _build_table(open_case_file(data, filename, sheet=sheet, required=required))
 
 
-def open_case_file(data: bytes, filename: str, *, sheet: str | None = None) -> CaseFileStream:
+def open_case_file(data: bytes, filename: str, *, sheet: str | None = None,
+                   required: Sequence[str] = _HEADER_REQUIRED) -> CaseFileStream:
     """Open a bank's case file for reading row by row (:class:`CaseFileStream`).
 
     The format is detected from *data*; *filename* is only used in error
     details. *sheet* picks an XLSX worksheet by name (exact, else ignoring
     case and surrounding spaces); the default is the first worksheet. It is
-    ignored for CSV.
+    ignored for CSV. *required*: the fields a row must map to be the header (the case file's by
+    default; :data:`PAYMENT_HEADER_REQUIRED` for a repayment file, :data:`RECALL_HEADER_REQUIRED`).
 
     Raises :class:`CaseFileError` with code ``empty`` (no bytes, or no data
     rows under the header), ``unknown_format``, ``unreadable`` (corrupt
@@ -273,7 +305,7 @@ def open_case_file(data: bytes, filename: str, *, sheet: str | None = None) -> C
     if not data.strip(b" \t\r\n\x00\x1a").removeprefix(b"\xef\xbb\xbf").strip():
         raise CaseFileError("empty", f"{filename}: the file is empty")
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return _open_xlsx(data, filename, sheet)
+        return _open_xlsx(data, filename, sheet, tuple(required))
     if data.startswith(_OLE_MAGIC):
         raise CaseFileError(
             "unknown_format",
@@ -282,7 +314,18 @@ def open_case_file(data: bytes, filename: str, *, sheet: str | None = None) -> C
     for magic, what in _OTHER_MAGIC:
         if data.startswith(magic):
             raise CaseFileError("unknown_format", f"{filename}: this is {what}, not a spreadsheet")
-    return _open_csv(data, filename)
+    return _open_csv(data, filename, tuple(required))
+
+
+def sniff_kind(data: bytes, filename: str, *, sheet: str | None = None) -> str:
+    """``"payments"`` when the file's header has a case number, an amount paid and a date paid and no
+    address (a bank's repayment file); ``"cases"`` otherwise (including files that cannot be read:
+    the case import explains those)."""
+    try:
+        stream = open_case_file(data, filename, sheet=sheet, required=PAYMENT_HEADER_REQUIRED)
+    except CaseFileError:
+        return "cases"
+    return "cases" if "address" in stream.column_index else "payments"
 
 
 def _cell_text(value: object) -> str:
@@ -323,7 +366,8 @@ class CaseFileStream:
     """
 
     def __init__(self, records: Records, *, filename: str, fmt: str, encoding: str | None = None,
-                 sheet: str | None = None, delimiter: str | None = None) -> None:
+                 sheet: str | None = None, delimiter: str | None = None,
+                 required: Sequence[str] = _HEADER_REQUIRED) -> None:
         self._records = records
         self.filename, self.format, self.encoding, self.sheet, self.delimiter = (
             filename, fmt, encoding, sheet, delimiter)
@@ -336,7 +380,7 @@ class CaseFileStream:
                 continue
             texts = [clean_text(_cell_text(c)) for c in cells]
             found = map_header(texts)
-            if all(f in found for f in _HEADER_REQUIRED):
+            if all(f in found for f in required):
                 header_cells, header_row, mapping = texts, row_number, found
                 break
             scanned += 1
@@ -347,8 +391,9 @@ class CaseFileStream:
                 raise CaseFileError("empty", f"{filename}: the file has no rows")
             raise CaseFileError(
                 "no_header",
-                f"{filename}: none of the first {_HEADER_SCAN_ROWS} rows has columns for case number, "
-                "debtor name and address",
+                f"{filename}: none of the first {_HEADER_SCAN_ROWS} rows has columns for "
+                + ", ".join({"case_no": "case number", "debtor_name": "debtor name"}.get(f, f.replace("_", " "))
+                            for f in required),
             )
         while header_cells and not header_cells[-1]:
             header_cells.pop()
@@ -430,7 +475,8 @@ def _unique_headers(cells: list[str]) -> list[str]:
     return result
 
 
-def _open_xlsx(data: bytes, filename: str, sheet: str | None) -> CaseFileStream:
+def _open_xlsx(data: bytes, filename: str, sheet: str | None,
+               required: Sequence[str] = _HEADER_REQUIRED) -> CaseFileStream:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
@@ -469,7 +515,7 @@ def _open_xlsx(data: bytes, filename: str, sheet: str | None) -> CaseFileStream:
             finally:
                 book.close()
 
-    return CaseFileStream(records, filename=filename, fmt="xlsx", sheet=title)
+    return CaseFileStream(records, filename=filename, fmt="xlsx", sheet=title, required=required)
 
 
 def _open_workbook(data: bytes, filename: str) -> Any:
@@ -539,7 +585,7 @@ def _csv_records(data: bytes, encoding: str, delimiter: str) -> Iterator[tuple[i
         yield number, row
 
 
-def _open_csv(data: bytes, filename: str) -> CaseFileStream:
+def _open_csv(data: bytes, filename: str, required: Sequence[str] = _HEADER_REQUIRED) -> CaseFileStream:
     encoding = _encoding_of(data, filename)
     head = data[:2048].decode(encoding, errors="ignore").removeprefix("\ufeff")
     lowered = head.lstrip()[:512].lower()
@@ -553,24 +599,24 @@ def _open_csv(data: bytes, filename: str) -> CaseFileStream:
         for delimiter in _DELIMITERS:
             rows = [(n, [str(c) for c in cells]) for n, cells in itertools.islice(
                 _csv_records(data, encoding, delimiter), 50)]
-            score = _header_score(rows)
+            score = _header_score(rows, required)
             if score and (best is None or score > best[0]):
                 best = (score, delimiter)
         chosen = best[1] if best else ","
         return CaseFileStream(lambda: _csv_records(data, encoding, chosen), filename=filename, fmt="csv",
-                              encoding=encoding, delimiter=chosen)
+                              encoding=encoding, delimiter=chosen, required=required)
     except csv.Error as exc:
         raise CaseFileError("unreadable", f"{filename}: malformed CSV ({exc})") from exc
 
 
-def _header_score(records: list[tuple[int, list[str]]]) -> int:
+def _header_score(records: list[tuple[int, list[str]]], required: Sequence[str] = _HEADER_REQUIRED) -> int:
     scanned = 0
     for _, cells in records:
         texts = [clean_text(c) for c in cells]
         if not any(texts):
             continue
         found = map_header(texts)
-        if all(f in found for f in _HEADER_REQUIRED):
+        if all(f in found for f in required):
             return len(found)
         scanned += 1
         if scanned >= _HEADER_SCAN_ROWS:
@@ -623,6 +669,7 @@ class CaseRow:
     lat: float | None
     lon: float | None
     assignee: str | None
+    recall: bool = False  # the file's 召回/recall column says the bank takes the case back
 
 
 @dataclass(frozen=True)
@@ -873,6 +920,7 @@ def _validate_row(
         lat=lat,
         lon=lon,
         assignee=assignee,
+        recall=is_yes(row.raw("recall")),
     )
 
 

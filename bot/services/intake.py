@@ -25,15 +25,19 @@ from bot.services import audit
 from bot.services.assignment import assign_in_session, notify_assignments
 from bot.services.calendar import WorkCalendar
 from bot.services.case_file import (
+    RECALL_HEADER_REQUIRED,
     CaseFileError,
     CaseRow,
     RawTable,
     Reject,
     Rejection,
     open_case_file,
+    sniff_kind,
     write_rejects_csv,
 )
 from bot.services.geocoding import GeocoderLike, locate_many, normalize_address
+from bot.services.parsing import clean_text
+from bot.services.payments import FINISHED, RECALLED, close_case
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.models import Assignment, Case, CaseImport, CaseStatus, Role, Staff
@@ -75,6 +79,7 @@ class ImportSummary:
     sha256: str | None = None
     backups: list[str] = field(default_factory=list)
     table: RawTable | None = None
+    recalled: list[str] = field(default_factory=list)  # case numbers the file's 召回/recall column closed
 
     @property
     def rejected(self) -> int:
@@ -241,15 +246,23 @@ async def import_file(
 
     checker = stream.checker(default_bank=bank, known_assignee=assignees.known)
     batch: list[CaseRow] = []
+    recall_keys: list[tuple[str, str]] = []
     for row_number, values in stream.rows():
         checked = checker.check(row_number, values)
         if isinstance(checked, CaseRow):
+            if checked.recall:
+                recall_keys.append((checked.bank, checked.case_no))
             batch.append(checked)
             if len(batch) >= batch_size:
                 await write(batch)
                 batch = []
     if batch:
         await write(batch)
+
+    if recall_keys:
+        async with database.write() as session:
+            summary.recalled = await _recall(session, recall_keys, import_id=summary.import_id, actor_id=actor_id,
+                                             now=clock.now())
 
     finished = clock.now()
     summary.finished_at = finished
@@ -379,3 +392,146 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     for row in rows:
         groups.setdefault(frozenset(row), []).append(row)
     return list(groups.values())
+
+
+async def _recall(session: AsyncSession, keys: Sequence[tuple[str, str]], *, import_id: int | None,
+                  actor_id: int | None, now: datetime) -> list[str]:
+    """Close the open cases among ``keys`` as recalled by the bank; returns the case numbers closed."""
+    closed: list[str] = []
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        for case in await session.scalars(select(Case).where(_keys_in(chunk)).order_by(Case.id)):
+            if case.status in FINISHED:
+                continue
+            await close_case(session, case, status=CaseStatus.CLOSED, reason=RECALLED, actor_id=actor_id, now=now,
+                             details={"import_id": import_id})
+            closed.append(case.case_no)
+    return closed
+
+
+RECALL_WORDS = ("召回", "recall", "退案")
+
+
+def kind_of_upload(data: bytes, filename: str, caption: str | None) -> tuple[str, str | None]:
+    """What a file sent to the bot is, and the bank its caption names: ``("recall", bank)`` when the caption
+    says 召回 / recall / 退案; ``("payments", bank)`` when its header is a repayment file's (a case number,
+    an amount paid and a date paid, no address); else ``("cases", bank)``."""
+    words = (caption or "").split()
+    recall = any(w.strip().lower() in RECALL_WORDS for w in words)
+    bank = " ".join(w for w in words if w.strip().lower() not in RECALL_WORDS).strip() or None
+    if recall:
+        return "recall", bank
+    return sniff_kind(data, filename), bank
+
+
+RECALL_REJECTS = (N_("recall.reject.missing_case_no"), N_("recall.reject.missing_bank"),
+                  N_("recall.reject.unknown_case"))
+
+
+@dataclass
+class RecallSummary:
+    filename: str
+    import_id: int | None = None
+    error: CaseFileError | None = None
+    rows_total: int = 0
+    closed: list[str] = field(default_factory=list)
+    already_closed: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    table: RawTable | None = None
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None or len(self.closed) + self.already_closed == 0:
+            return EXIT_NOTHING
+        return EXIT_SOME_REJECTED if self.rejects else EXIT_OK
+
+    def rejects_csv(self, t: Translator) -> bytes | None:
+        if not self.rejects or self.table is None:
+            return None
+        return write_rejects_csv(self.table, self.rejects, lambda r: t(f"recall.reject.{r.reason}", **r.params))
+
+
+async def import_recall(
+    database: Database,
+    data: bytes,
+    filename: str,
+    *,
+    clock: Clock,
+    media: MediaStore,
+    backup_dirs: Sequence[Path] = (),
+    bank: str | None = None,
+    sheet: str | None = None,
+    received_at: datetime | None = None,
+    actor_id: int | None = None,
+) -> RecallSummary:
+    """A bank's recall file (case numbers, maybe the bank): close every listed open case as recalled.
+
+    Its collector and their supervisor are told, its visit reminders are cancelled, each closing is
+    audited; a case already closed is left as it is. One transaction: a file goes in whole or not at all.
+    """
+    started = clock.now()
+    summary = RecallSummary(filename=filename)
+    default_bank = clean_text(bank) if bank else ""
+    wanted: list[tuple[int, list[object], str, str]] = []
+    refused: list[tuple[int, list[object], Rejection]] = []
+    try:
+        stream = open_case_file(data, filename, sheet=sheet, required=RECALL_HEADER_REQUIRED)
+        ix = stream.column_index
+        for row_number, values in stream.rows():
+            summary.rows_total += 1
+            texts = {name: clean_text(str(values[i])) if i < len(values) else "" for name, i in ix.items()}
+            case_no, row_bank = texts.get("case_no", ""), texts.get("bank", "") or default_bank
+            if not case_no:
+                refused.append((row_number, values, Rejection("missing_case_no", {})))
+            elif not row_bank:
+                refused.append((row_number, values, Rejection("missing_bank", {"case_no": case_no})))
+            else:
+                wanted.append((row_number, values, row_bank, case_no))
+        if summary.rows_total == 0:
+            raise CaseFileError("empty", f"{filename}: there are no data rows under the header")
+    except CaseFileError as exc:
+        log.warning("recall import of %s refused: %s (%s)", filename, exc.code, exc.detail)
+        summary.error = exc
+        return summary
+    blob = media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)
+    for folder in backup_dirs:
+        media.copy_to(blob, folder)
+    async with database.write() as session:
+        now = clock.now()
+        found = {(c.bank, c.case_no): c for c in await session.scalars(
+            select(Case).where(_keys_in([(b, n) for _, _, b, n in wanted])))} if wanted else {}
+        record = CaseImport(kind="recall", filename=filename[:255], sha256=blob.sha256, stored_path=blob.path,
+                            file_format=stream.format, default_bank=bank, actor_id=actor_id,
+                            received_at=received_at or started, started_at=started, rows_total=summary.rows_total,
+                            rejected=0, imported=0, updated=0, unchanged=0, late=False)
+        session.add(record)
+        await session.flush()
+        summary.import_id = record.id
+        keys: list[tuple[str, str]] = []
+        for row_number, values, row_bank, case_no in wanted:
+            case = found.get((row_bank, case_no))
+            if case is None:
+                refused.append((row_number, values, Rejection("unknown_case", {"bank": row_bank, "case_no": case_no})))
+            elif case.status in FINISHED:
+                summary.already_closed += 1
+            elif (row_bank, case_no) not in keys:
+                keys.append((row_bank, case_no))
+        summary.closed = await _recall(session, keys, import_id=record.id, actor_id=actor_id, now=now)
+        summary.table = stream.table()
+        summary.rejects = sorted((stream.reject(n, values, why) for n, values, why in refused),
+                                 key=lambda r: r.row_number)
+        record.rejected, record.updated = summary.rejected, len(summary.closed)
+        record.unchanged = summary.already_closed
+        record.finished_at = clock.now()
+        await audit.record(session, action="import.recall", object_type="import", object_id=record.id,
+                           actor_id=actor_id, at=now,
+                           details={"filename": filename, "sha256": blob.sha256, "rows": summary.rows_total,
+                                    "closed": summary.closed, "already_closed": summary.already_closed,
+                                    "rejected": summary.rejected})
+    log.info("recall %s of %s: %s closed, %s already closed, %s rejected", summary.import_id, filename,
+             len(summary.closed), summary.already_closed, summary.rejected)
+    return summary

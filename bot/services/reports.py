@@ -2,24 +2,32 @@
 
 The SOP asks for weekly progress reports and monthly full reports from every collector, and the
 supervisor's monthly team report. Scheduled ones go out at the start of work on Monday (last week)
-and on the 1st (last month); a ``report_runs`` row per period makes each go out exactly once.
+and on the 1st (last month); a ``report_runs`` row per period makes each go out exactly once. Who
+gets what: a collector their own figures; a supervisor and a team lead their team's report (text,
+chart, XLSX); an admin the report of every team, with the amount recovered per team.
+
+"Recovered" is what the bank's repayment files say was paid in the period, counted for the
+collector who held the case on the day it was paid. The chart draws names and the legend in the
+reader's language with a CJK font shipped by the ``mplfonts`` package (Noto Sans CJK SC).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.i18n import N_, Translator
+from bot.i18n import DEFAULT_LOCALE, N_, Translator, translator
 from bot.services import dispositions, outbox, policy
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
@@ -32,6 +40,7 @@ from bot.storage.models import (
     Case,
     ExtensionRequest,
     ExtensionStatus,
+    Payment,
     Promise,
     PromiseStatus,
     ReportRun,
@@ -87,10 +96,13 @@ class CollectorStats:
     overdue: int = 0
     extensions: int = 0
     extensions_approved: int = 0
+    recovered_fen: int = 0  # the bank's payments in the period on the cases this collector held
+    promises_partly: int = 0
+    team: str | None = None
 
     def add(self, other: CollectorStats) -> None:
         for name in ("visits", "promises_made", "promises_kept", "promises_broken", "promised_fen", "paid_fen",
-                     "overdue", "extensions", "extensions_approved"):
+                     "overdue", "extensions", "extensions_approved", "recovered_fen", "promises_partly"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.by_code.update(other.by_code)
 
@@ -123,7 +135,7 @@ async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar
     if staff_ids is not None:
         query = query.where(Staff.id.in_(staff_ids))
     people = list(await session.scalars(query))
-    stats = {p.id: CollectorStats(p.id, p.name) for p in people}
+    stats = {p.id: CollectorStats(p.id, p.name, team=p.team) for p in people}
     ids = list(stats)
     visit_rows = (await session.execute(
         select(Visit, Case.bank, Case.case_no).join(Case, Case.id == Visit.case_id)
@@ -146,6 +158,8 @@ async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar
         if promise.resolved_at is not None and start <= promise.resolved_at < end:
             row.promises_kept += promise.status == PromiseStatus.KEPT.value
             row.promises_broken += promise.status == PromiseStatus.BROKEN.value
+            row.promises_partly += promise.status == PromiseStatus.PARTLY_KEPT.value
+    await _recovered(session, stats, period, tz)
     for staff_id, count in (await session.execute(
             select(Assignment.staff_id, func.count()).join(Case, Case.id == Assignment.case_id)
             .where(Assignment.ended_at.is_(None), Assignment.staff_id.in_(ids), Case.visit_overdue_at >= start,
@@ -160,6 +174,30 @@ async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar
     if period.kind == MONTHLY and staff_ids is None:
         alarms = await response_figures(session, start, end, team=team)
     return Report(period, team, list(stats.values()), details, alarms)
+
+
+async def _recovered(session: AsyncSession, stats: dict[int, CollectorStats], period: Period, tz: ZoneInfo) -> None:
+    """Add the period's bank payments to the collector who held each case on the day it was paid."""
+    paid = (await session.execute(select(Payment.case_id, Payment.paid_on, Payment.amount_fen).where(
+        Payment.paid_on >= period.start, Payment.paid_on < period.end))).tuples().all()
+    if not paid:
+        return
+    spans: dict[int, list[tuple[date, date | None, int]]] = {}
+    for case_id, staff_id, assigned_at, ended_at in (await session.execute(
+            select(Assignment.case_id, Assignment.staff_id, Assignment.assigned_at, Assignment.ended_at)
+            .where(Assignment.case_id.in_({case_id for case_id, _, _ in paid}))
+            .order_by(Assignment.assigned_at, Assignment.id))).tuples():
+        spans.setdefault(case_id, []).append((assigned_at.astimezone(tz).date(), ended_at.astimezone(tz).date()
+                                              if ended_at else None, staff_id))
+    for case_id, paid_on, amount in paid:
+        holder = None
+        for since, until, staff_id in spans.get(case_id, []):
+            if since <= paid_on and (until is None or until >= paid_on):
+                holder = staff_id  # the latest assignment covering that day
+        if holder is None and spans.get(case_id):
+            holder = spans[case_id][-1][2]
+        if holder in stats:
+            stats[holder].recovered_fen += amount
 
 
 @dataclass(frozen=True)
@@ -199,10 +237,22 @@ def _codes(t: Translator, by_code: Counter[str]) -> str:
 
 
 def collector_line(t: Translator, row: CollectorStats) -> str:
-    return t(N_("report.line"), name=row.name, visits=row.visits, codes=_codes(t, row.by_code),
+    line = t(N_("report.line"), name=row.name, visits=row.visits, codes=_codes(t, row.by_code),
              made=row.promises_made, kept=row.promises_kept, broken=row.promises_broken,
              promised=_money(t, row.promised_fen), paid=_money(t, row.paid_fen), overdue=row.overdue,
              extensions=row.extensions, approved=row.extensions_approved)
+    if row.recovered_fen or row.promises_partly:
+        line += t(N_("report.recovered"), amount=_money(t, row.recovered_fen), partly=row.promises_partly)
+    return line
+
+
+def team_lines(t: Translator, report: Report) -> list[str]:
+    """Per team (in an all-teams report): visits and the amount recovered from the bank's files."""
+    teams: dict[str, CollectorStats] = {}
+    for row in report.rows:
+        teams.setdefault(row.team or "-", CollectorStats(0, row.team or "-")).add(row)
+    return [t(N_("report.team_line"), team=name, visits=row.visits, amount=_money(t, row.recovered_fen))
+            for name, row in sorted(teams.items())]
 
 
 def _seconds(figures: tuple[float, float, float] | None) -> str:
@@ -224,42 +274,77 @@ def report_text(t: Translator, report: Report, *, personal: bool = False) -> str
         total = report.total
         total.name = t("report.total_row")
         lines.append(collector_line(t, total))
+        if report.team is None and report.rows:
+            lines += team_lines(t, report)
     if report.alarms is not None:
         lines.append(alarm_line(t, report.alarms))
     return "\n".join(lines)
 
 
-def _label(name: str, staff_id: int) -> str:
-    return name if name.isascii() else f"#{staff_id}"
+CJK_FONT_FILE = "NotoSansCJKsc-Regular.otf"
 
 
-def chart_png(report: Report) -> bytes:
-    """Visits per collector, stacked by result code (names that need CJK fonts are shown as #id)."""
+@functools.cache
+def cjk_font() -> str | None:
+    """The family name of the CJK font shipped by ``mplfonts``, registered with matplotlib (None without it)."""
+    try:
+        from importlib.resources import files
+
+        path = files("mplfonts") / "fonts" / CJK_FONT_FILE
+        if not path.is_file():
+            return None
+        from matplotlib import font_manager
+
+        font_manager.fontManager.addfont(str(path))
+        return str(font_manager.FontProperties(fname=str(path)).get_name())
+    except (ImportError, OSError, RuntimeError):
+        return None
+
+
+def chart_labels(report: Report, t: Translator) -> tuple[list[str], dict[str, str]]:
+    """What the chart writes: one label per collector, and the legend (result code → its name in ``t``'s
+    language). Names are written as they are (the CJK font draws them); only without that font are
+    names that need it written as ``#id``."""
+    readable = cjk_font() is not None
+    labels = [r.name if readable or r.name.isascii() else f"#{r.staff_id}" for r in report.rows] or ["-"]
+    codes = [c for c in dispositions.DISPOSITIONS if any(r.by_code.get(c) for r in report.rows)]
+    return labels, {code: t(f"code.{code}") for code in codes}
+
+
+def chart_png(report: Report, t: Translator | None = None) -> bytes:
+    """Visits per collector, stacked by result code, in the reader's language (default: the office's)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    codes = [c for c in dispositions.DISPOSITIONS if any(r.by_code.get(c) for r in report.rows)]
-    labels = [_label(r.name, r.staff_id) for r in report.rows] or ["-"]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.8 * len(labels)), 4), dpi=100)
-    try:
-        bottom = [0] * len(report.rows)
-        for code in codes:
-            values = [r.by_code.get(code, 0) for r in report.rows]
-            ax.bar(labels, values, bottom=bottom, label=code)
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        if not codes:
-            ax.bar(labels, [0] * len(labels))
-        ax.set_ylabel("visits")
-        ax.set_title(f"{report.team or 'all'} {report.period.start:%Y-%m-%d}..{report.period.last_day:%Y-%m-%d}")
-        if codes:
-            ax.legend(fontsize=7, ncols=2)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
-        return buffer.getvalue()
-    finally:
-        plt.close(fig)
+    if t is None:
+        t = translator(DEFAULT_LOCALE)
+    labels, legend = chart_labels(report, t)
+    family = cjk_font()
+    style: dict[str, Any] = {"font.family": [family, "DejaVu Sans"]} if family else {}
+    with matplotlib.rc_context(style):  # type: ignore[arg-type]
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.8 * len(labels)), 4), dpi=100)
+        try:
+            positions = list(range(len(labels)))
+            bottom = [0] * len(report.rows)
+            for code, name in legend.items():
+                values = [r.by_code.get(code, 0) for r in report.rows]
+                ax.bar(positions[:len(values)], values, bottom=bottom, label=name)
+                bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+            if not legend:
+                ax.bar(positions, [0] * len(labels))
+            ax.set_xticks(positions, labels)
+            ax.set_ylabel(t(N_("report.chart_visits")))
+            ax.set_title(t(N_("report.chart_title"), team=report.team or t("report.all_teams"),
+                           start=t.date(report.period.start), end=t.date(report.period.last_day)))
+            if legend:
+                ax.legend(fontsize=7, ncols=2)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", bbox_inches="tight")
+            return buffer.getvalue()
+        finally:
+            plt.close(fig)
 
 
 def xlsx_bytes(t: Translator, report: Report, tz: ZoneInfo) -> bytes:
@@ -273,14 +358,16 @@ def xlsx_bytes(t: Translator, report: Report, tz: ZoneInfo) -> bytes:
                               N_("report.col.promises_kept"), N_("report.col.promises_broken"),
                               N_("report.col.promised"), N_("report.col.paid"), N_("report.col.overdue"),
                               N_("report.col.extensions"), N_("report.col.extensions_approved"))]
+    extra = [t(N_("report.col.recovered")), t(N_("report.col.team"))]
     codes = list(dispositions.DISPOSITIONS)
-    sheet.append(headers + [t(f"code.{c}") for c in codes])
+    sheet.append(headers + [t(f"code.{c}") for c in codes] + extra)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in [*report.rows, report.total]:
         sheet.append([row.name or t("report.total_row"), row.visits, row.promises_made, row.promises_kept,
                       row.promises_broken, row.promised_fen / 100, row.paid_fen / 100, row.overdue,
-                      row.extensions, row.extensions_approved] + [row.by_code.get(c, 0) for c in codes])
+                      row.extensions, row.extensions_approved] + [row.by_code.get(c, 0) for c in codes]
+                     + [row.recovered_fen / 100, row.team or ""])
     detail = book.create_sheet(t("report.sheet_visits")[:31])
     detail.append([t(N_("report.col.collector")), t(N_("report.col.bank")), t(N_("report.col.case")),
                    t(N_("report.col.filed")), t(N_("report.col.code")), t(N_("report.col.amount"))])
@@ -321,21 +408,26 @@ async def send_due(session: AsyncSession, *, now: datetime, calendar: WorkCalend
                 await outbox.enqueue(session, chat_id=person.telegram_user_id, kind=f"report.{kind}", now=now,
                                      priority=outbox.Priority.BULK, text=report_text(t, report, personal=True),
                                      dedupe_key=f"report:{kind}:{period.start}:{person.id}")
-            elif person.role == Role.SUPERVISOR.value:
+            elif person.role in (Role.SUPERVISOR.value, Role.TEAM_LEAD.value):
                 await queue_team_report(session, person, period, now=now, calendar=calendar, media=media)
+            elif person.role == Role.ADMIN.value:
+                await queue_team_report(session, person, period, now=now, calendar=calendar, media=media,
+                                        all_teams=True)
         sent.append(period)
     return sent
 
 
 async def queue_team_report(session: AsyncSession, supervisor: Staff, period: Period, *, now: datetime,
-                            calendar: WorkCalendar, media: MediaStore) -> None:
-    """The team's report to its supervisor: the text, the chart as a photo, the XLSX as a document."""
+                            calendar: WorkCalendar, media: MediaStore, all_teams: bool = False) -> None:
+    """The team's report to its supervisor or team lead (every team's to an admin): the text, the chart as a
+    photo, the XLSX as a document, in the reader's language."""
     t = t_for(supervisor)
     assert supervisor.telegram_user_id is not None
-    report = await build(session, period, calendar=calendar, team=supervisor.team)
-    png = media.put(chart_png(report), kind="reports", suffix=".png")
+    team = None if all_teams else supervisor.team
+    report = await build(session, period, calendar=calendar, team=team)
+    png = media.put(chart_png(report, t), kind="reports", suffix=".png")
     workbook = media.put(xlsx_bytes(t, report, calendar.tz), kind="reports", suffix=".xlsx")
-    stem = f"{period.kind}-{supervisor.team or 'all'}-{period.start:%Y%m%d}"
+    stem = f"{period.kind}-{team or 'all'}-{period.start:%Y%m%d}"
     key = f"report:{period.kind}:{period.start}:{supervisor.id}"
     await outbox.enqueue(session, chat_id=supervisor.telegram_user_id, kind=f"report.{period.kind}", now=now,
                          priority=outbox.Priority.BULK, text=report_text(t, report), dedupe_key=key)
