@@ -253,3 +253,27 @@ async def test_two_imports_of_one_file_at_once_record_each_payment_once(any_data
         assert await session.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "case.closed.paid_in_full")) == 1
         assert (await session.scalar(select(Case.status).where(Case.case_no == "ZS-3"))) == "paid"
+
+
+async def test_a_paid_case_with_its_payments_is_purged_when_its_time_comes(harness: BotHarness, field: dict[str, int],
+                                                                          cases: dict[str, int]) -> None:
+    from datetime import date
+
+    from bot.services import retention
+
+    harness.clock.set(at("2026-11-05T18:00"))
+    await _import(harness)
+    async with harness.db.write() as session:
+        case = await session.get(Case, cases["ZS-3"])
+        assert case is not None and case.status == "paid"
+        case.contract_end = date(2020, 6, 30)
+    runtime = harness.runtime
+    result = await retention.purge(runtime.db, runtime.media, today=date(2026, 11, 6), now=runtime.clock.now())
+    assert [p.case_no for p in result.purged] == ["ZS-3"]
+    assert result.purged[0].rows["payments"] == 2
+    async with harness.db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.case_id == cases["ZS-3"])) == 0
+        assert await session.scalar(select(func.count()).select_from(Payment)) == 6
+        record = await session.scalar(select(CaseImport).where(CaseImport.kind == "payments"))
+    assert record is not None  # the repayment file still holds the other cases' payments
