@@ -570,3 +570,28 @@ class DeskClose(Button, prefix="dk:close", action=CS, target="case_id"):
 @button
 class DeskReopen(Button, prefix="dk:open", action=CS, target="case_id"):
     case_id: int
+
+
+# ---- inviting staff in the bot -------------------------------------------------------------------------------
+
+SI = Action.STAFF_INVITE
+
+
+@button
+class InviteRole(Button, prefix="inv:role", action=SI):
+    role: Word
+
+
+@button
+class InviteTeam(Button, prefix="inv:team", action=SI):
+    choice: int  # the n-th team offered (0: no team)
+
+
+@button
+class InviteSupervisor(Button, prefix="inv:sup", action=SI, target="staff_id", kind="staff"):
+    staff_id: int
+
+
+@button
+class InviteNoSupervisor(Button, prefix="inv:nosup", action=SI):
+    pass
