@@ -8,7 +8,10 @@ Babel reads and writes the files; this only saves typing the same id twice.
 
 from __future__ import annotations
 
+import fcntl
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -37,7 +40,21 @@ def save(locale: str, catalog: Catalog) -> None:
         write_po(fh, catalog, sort_output=True, width=0, omit_header=False)
 
 
+@contextmanager
+def locked() -> Iterator[None]:
+    """One writer at a time: two terminals adding messages at once would each save over the other's."""
+    ROOT.mkdir(parents=True, exist_ok=True)
+    with (ROOT / ".po.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def set_message(key: str, *texts: str) -> None:
+    with locked():
+        _set(key, *texts)
+
+
+def _set(key: str, *texts: str) -> None:
     for locale, text in zip(LOCALES, texts, strict=True):
         catalog = load(locale)
         flags = ["python-brace-format"] if "{" in text else []
