@@ -54,7 +54,12 @@ async def assign_in_session(
     now: datetime,
     calendar: WorkCalendar,
 ) -> Assignment | None:
-    """The assignment itself, for callers that already checked who may do it. None if nothing changes."""
+    """The assignment itself, for callers that already checked who may do it. None if nothing changes.
+
+    The case row is locked first: two (re)assignments of one case at once run one after the other, and the
+    second ends the assignment the first made (PostgreSQL; SQLite's write transactions are serial anyway).
+    """
+    await session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
     previous = await session.scalar(
         select(Assignment).where(Assignment.case_id == case.id, Assignment.ended_at.is_(None)).with_for_update()
     )

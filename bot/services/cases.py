@@ -14,7 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import Assignment, Case, CaseStatus, Staff
 
-CLOSED_STATUSES = (CaseStatus.CLOSED.value, CaseStatus.PAID.value)
+FINISHED_STATUSES = (CaseStatus.CLOSED.value, CaseStatus.PAID.value)
+# Off the visit lists and the deadline reminders: finished, or parked on hold by a supervisor. A case on hold
+# is reopened by the supervisor (bot/services/case_desk.py), which gives it a fresh visit window.
+CLOSED_STATUSES = (*FINISHED_STATUSES, CaseStatus.ON_HOLD.value)
 
 
 @dataclass(frozen=True)
