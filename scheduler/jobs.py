@@ -28,7 +28,18 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.context import RUNTIME_KEY
 from bot.ratelimit import Pacer
 from bot.runtime import Runtime
-from bot.services import assignment, deadlines, handover, incidents, leases, outbox, promises, reports
+from bot.services import (
+    assignment,
+    daily_summary,
+    deadlines,
+    handover,
+    incidents,
+    leases,
+    outbox,
+    promises,
+    reports,
+    team_view,
+)
 from scheduler.outbox_sender import OutboxSender, send_due, wake
 
 log = logging.getLogger(__name__)
@@ -98,6 +109,18 @@ async def unassigned_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
         return await assignment.report_unassigned(session, now=runtime.clock.now())
 
 
+async def review_wait_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    """Reports waiting over 4 working hours: their reviewing supervisor is reminded once a day."""
+    async with runtime.db.write() as session:
+        return await team_view.remind_waiting(session, now=runtime.clock.now(), calendar=runtime.calendar)
+
+
+async def daily_summary_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    """The admins' summary of the day's completed and missed visits, once a working day from 18:30."""
+    async with runtime.db.write() as session:
+        return await daily_summary.send_due(session, now=runtime.clock.now(), calendar=runtime.calendar)
+
+
 # name, sweep, interval in seconds. The deadline-like sweeps run before the outbox in one tick.
 SWEEPS: list[tuple[str, Sweep, float]] = [
     ("emergency", emergency_sweep, 5.0),
@@ -107,6 +130,8 @@ SWEEPS: list[tuple[str, Sweep, float]] = [
     ("reports", report_sweep, 300.0),
     ("unassigned", unassigned_sweep, 300.0),
     ("handover", handover_sweep, 300.0),
+    ("review_wait", review_wait_sweep, 300.0),
+    ("daily_summary", daily_summary_sweep, 300.0),
     ("outbox", outbox_sweep, 2.0),
 ]
 
