@@ -57,6 +57,10 @@ for _starter in (Role.SUPERVISOR, Role.ADMIN):
     ROLE_COMMANDS[_starter] += [("handover", N_("command.handover"))]
 ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign")),
                               ("status", N_("command.status"))]
+# the case desk and the team's day (bot/handlers/case_desk.py, bot/handlers/team.py)
+for _office in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
+    ROLE_MENU[_office].insert(len(ROLE_MENU[_office]) - 1, [N_("menu.case"), N_("menu.team")])
+    ROLE_COMMANDS[_office] += [("case", N_("command.case")), ("team", N_("command.team"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
 
