@@ -12,7 +12,8 @@ from babel.messages.extract import extract_from_dir
 from bot.i18n import SUPPORTED_LOCALES, Translator, all_translations, catalog, resolve_locale
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"t": None, "N_": None, "say": (3,), "DomainError": None, "NotFound": None, "Forbidden": None}
+KEYWORDS = {"t": None, "N_": None, "say": (3,), "ask_for_text": (5,), "DomainError": None, "NotFound": None,
+            "Forbidden": None}
 KEY_SHAPE = re.compile(r"^[a-z_]+(\.[A-Za-z0-9_]+)+$")
 
 
