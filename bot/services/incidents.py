@@ -34,6 +34,7 @@ from bot.i18n import DEFAULT_LOCALE, N_, Translator, translator
 from bot.services import audit, flows, outbox
 from bot.services import policy as permissions
 from bot.services.actor import StaffView
+from bot.services.coords import amap_marker
 from bot.services.errors import DomainError, NotFound
 from bot.services.people import t_for
 from bot.steps import ResolveStep
@@ -135,7 +136,7 @@ def _where(t: Translator, incident: Incident, now: datetime, tz: ZoneInfo) -> st
     if incident.lat is None or incident.lon is None or incident.location_at is None:
         return t("incident.where_unknown")
     minutes = max(0, int((now - incident.location_at).total_seconds() // 60))
-    link = f"https://uri.amap.com/marker?position={incident.lon:.6f},{incident.lat:.6f}"
+    link = amap_marker(incident.lat, incident.lon)  # stored WGS-84, shown on Amap as GCJ-02
     return t("incident.where", lat=f"{incident.lat:.5f}", lon=f"{incident.lon:.5f}", minutes=minutes, link=link)
 
 
