@@ -12,7 +12,7 @@ from bot.buttons import CaseCard, CasePhone, CheckIn, ExtensionAsk, RoutePicture
 from bot.context import FieldbotContext
 from bot.handlers.common import pressed, refuse, serves, show
 from bot.i18n import all_translations
-from bot.services import masking, visits
+from bot.services import coords, masking, visits
 from bot.services.errors import DomainError
 from bot.services.policy import Action
 from bot.services.route import plan_route, render_route_png
@@ -116,6 +116,11 @@ async def show_card(update: Update, context: FieldbotContext) -> None:
     buttons = [[InlineKeyboardButton(start_label, callback_data=CheckIn(case_id=case.id).pack())]]
     if case.visit_due_at is not None and case.visit_done_at is None:
         buttons.append([InlineKeyboardButton(t("card.extension"), callback_data=ExtensionAsk(case_id=case.id).pack())])
+    if case.lat is not None and case.lon is not None:  # stored WGS-84; each map gets its own datum
+        buttons.append([InlineKeyboardButton(t("card.nav_amap"), url=coords.amap_navigation(case.lat, case.lon,
+                                                                                          case.case_no)),
+                        InlineKeyboardButton(t("card.nav_baidu"), url=coords.baidu_navigation(case.lat, case.lon,
+                                                                                            case.case_no))])
     buttons += [
         [InlineKeyboardButton(t("card.phone"), callback_data=CasePhone(case_id=case.id).pack())],
         [InlineKeyboardButton(t("card.back"), callback_data=VisitListPage(offset=0).pack())],
