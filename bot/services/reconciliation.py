@@ -112,12 +112,12 @@ class Reconciliation:
 
 
 async def build(session: AsyncSession, bank: str, month: date, *, tz: ZoneInfo) -> Reconciliation:
-    """The bank's cases entrusted before the month ended, and what happened on them in the month."""
+    """The bank's cases entrusted before the month ended (and later ones with something in the month), and
+    what happened on them in the month."""
     first, end = month.replace(day=1), next_month(month.replace(day=1))
     start_at, end_at = datetime.combine(first, datetime.min.time(), tz), datetime.combine(end, datetime.min.time(), tz)
     result = Reconciliation(bank=bank, month=first)
-    cases = list(await session.scalars(select(Case).where(Case.bank == bank, Case.created_at < end_at)
-                                       .order_by(Case.case_no)))
+    cases = list(await session.scalars(select(Case).where(Case.bank == bank).order_by(Case.case_no)))
     ids = [c.id for c in cases]
     numbers = {c.id: c.case_no for c in cases}
     names = {s.id: s.name for s in await session.scalars(select(Staff))}
@@ -137,11 +137,6 @@ async def build(session: AsyncSession, bank: str, month: date, *, tz: ZoneInfo) 
             paid_month[payment.case_id] = paid_month.get(payment.case_id, 0) + payment.amount_fen
             result.payments.append(PaymentLine(numbers[payment.case_id], payment.paid_on, payment.amount_fen,
                                                payment.channel, payment.reference))
-    for case in cases:
-        holder_id = holder.get(case.id)
-        result.cases.append(CaseLine(case.case_no, case.debtor_name, case.status, case.status_reason,
-                                     names.get(holder_id) if holder_id else None, case.amount_due_fen,
-                                     paid_month.get(case.id, 0), paid_total.get(case.id, 0)))
     for visit in await session.scalars(select(Visit).where(
             Visit.case_id.in_(ids), Visit.status.in_(COUNTED_VISITS), Visit.filed_at >= start_at,
             Visit.filed_at < end_at).order_by(Visit.filed_at, Visit.id)):
@@ -156,6 +151,16 @@ async def build(session: AsyncSession, bank: str, month: date, *, tz: ZoneInfo) 
             result.promises.append(PromiseLine(numbers[promise.case_id], names.get(promise.collector_id, "?"),
                                                promise.amount_fen, promise.created_at, promise.due_on, promise.status,
                                                promise.paid_fen))
+    # The cases sheet: every case the bank had entrusted by the month's end, and any entered later that
+    # has something in the month (a payment dated in it, say), so every other sheet's case is on it.
+    seen = {v.case_no for v in result.visits} | {p.case_no for p in result.promises}
+    for case in cases:
+        if case.created_at >= end_at and case.id not in paid_month and case.case_no not in seen:
+            continue
+        holder_id = holder.get(case.id)
+        result.cases.append(CaseLine(case.case_no, case.debtor_name, case.status, case.status_reason,
+                                     names.get(holder_id) if holder_id else None, case.amount_due_fen,
+                                     paid_month.get(case.id, 0), paid_total.get(case.id, 0)))
     return result
 
 
