@@ -63,6 +63,9 @@ class Demo:
                 continue
             label = {"sendDocument": "📎 ", "sendPhoto": "🖼 ", "editMessageText": "✏️ "}.get(call.method, "")
             body = str(text).replace("\n", "\n      ")
+            if call.method == "sendLocation":
+                live = " (live)" if call.params.get("live_period") else ""
+                body = f"📍 ({call.params['latitude']}, {call.params['longitude']}){live}"
             self.out.write(f"  🤖 → {who}: {label}{body}\n")
             self._buttons(call.params.get("reply_markup"))
 
