@@ -572,6 +572,14 @@ class DeskReopen(Button, prefix="dk:open", action=CS, target="case_id"):
     case_id: int
 
 
+# ---- a case file sent to the bot ------------------------------------------------------------------------------
+
+
+@button
+class ImportTeam(Button, prefix="imp:team", action=Action.CASE_IMPORT):
+    choice: int  # the n-th team offered for the file waiting in the flow state (0: no team)
+
+
 # ---- inviting staff in the bot -------------------------------------------------------------------------------
 
 SI = Action.STAFF_INVITE

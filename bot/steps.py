@@ -79,6 +79,10 @@ class DeskStep(Step):
     STATUS_REASON = "status_reason"  # the reason for putting a case on hold, closing or reopening it
 
 
+class IntakeStep(Step):
+    TEAM = "team"  # a case file sent without naming its team: which team's supervisor assigns it
+
+
 class ToFieldStep(Step):
     NOTE = "note"
 
@@ -100,7 +104,7 @@ class PinStep(Step):
 for _cls, _name in ((VisitStep, "visit"), (ReviewStep, "review"), (ExtensionStep, "extension"),
                     (AssignStep, "assign"), (HandoverStep, "handover"), (ToFieldStep, "tofield"),
                     (ResolveStep, "resolve"), (SafeStep, "safe"), (PinStep, "pin"),
-                    (InviteStep, "invite"), (DeskStep, "desk")):
+                    (InviteStep, "invite"), (DeskStep, "desk"), (IntakeStep, "intake")):
     _cls.FLOW = _name  # an enum's class attribute set after creation: not a member
 
 FLOWS: dict[str, type[Step]] = {cls.FLOW: cls for cls in Step.__subclasses__()}
