@@ -34,13 +34,14 @@ async def office(harness: BotHarness) -> dict[str, int]:
 async def test_admin_upload_shows_progress_summary_and_rejects(harness: BotHarness, office: dict[str, int],
                                                                tmp_path: Path) -> None:
     path = write_mixed(tmp_path, "xlsx")
-    calls = await harness.send(harness.document_update(ADMIN, path.read_bytes(), "mixed.xlsx"))
+    calls = await harness.send(harness.document_update(ADMIN, path.read_bytes(), "mixed.xlsx", caption="A"))
     edits = [c.params["text"] for c in calls if c.method == "editMessageText"]
     first = [c.params["text"] for c in calls if c.method == "sendMessage"]
     assert first == ['Received "mixed.xlsx", importing…']
     assert edits[:4] == ['Importing "mixed.xlsx": 0/20 rows…', 'Importing "mixed.xlsx": 7/20 rows…',
                          'Importing "mixed.xlsx": 14/20 rows…', 'Importing "mixed.xlsx": 20/20 rows…']
-    assert edits[-1] == ('Import of "mixed.xlsx" finished:\n20 new, 0 updated, 0 unchanged, 21 rejected.')
+    assert edits[-1] == ('Import of "mixed.xlsx" finished:\n20 new, 0 updated, 0 unchanged, 21 rejected.\n'
+                         "For team A's supervisor to assign.")
     documents = [c for c in calls if c.method == "sendDocument"]
     assert len(documents) == 1
     assert documents[0].params["document"]["filename"] == "mixed.rejects.csv"
@@ -54,7 +55,7 @@ async def test_admin_upload_shows_progress_summary_and_rejects(harness: BotHarne
 async def test_same_upload_delivered_twice_imports_once(harness: BotHarness, office: dict[str, int],
                                                         tmp_path: Path) -> None:
     update = harness.document_update(ADMIN, write_cases_csv(tmp_path / "b.csv", sample_cases()).read_bytes(),
-                                     "b.csv")
+                                     "b.csv", caption="A")
     await harness.send(update)
     replay = await harness.replay(update)
     assert replay == []
@@ -66,7 +67,7 @@ async def test_caption_names_the_bank_and_garbage_is_explained(harness: BotHarne
     calls = await harness.send(harness.document_update(ADMIN, b"%PDF-1.4 a scanned list", "cases.pdf"))
     assert "not a supported format" in [c.params["text"] for c in calls if c.method == "editMessageText"][-1]
     csv = "案件编号,客户姓名,地址,欠款金额\nZX-1,赵一,北京市海淀区,1000\n".encode()
-    calls = await harness.send(harness.document_update(ADMIN, csv, "zx.csv", caption="中信银行"))
+    calls = await harness.send(harness.document_update(ADMIN, csv, "zx.csv", caption="中信银行 A"))
     async with harness.db.read() as session:
         case = await session.scalar(select(Case).where(Case.case_no == "ZX-1"))
     assert case is not None and case.bank == "中信银行"
@@ -94,7 +95,7 @@ async def _import_unassigned(harness: BotHarness, tmp_path: Path) -> None:
     rows = "\n".join(f"ZX-{i},客户{i},上海市{'浦东新区' if i % 2 else '闵行区'}路{i}号,{1000 + i}"
                      for i in range(1, 13))
     csv = ("案件编号,客户姓名,地址,欠款金额\n" + rows + "\n").encode()
-    await harness.send(harness.document_update(ADMIN, csv, "zx.csv", caption="中信银行"))
+    await harness.send(harness.document_update(ADMIN, csv, "zx.csv", caption="中信银行 A"))
     harness.api.clear()
 
 

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.i18n import N_, Translator
-from bot.services import audit
+from bot.services import audit, policy
+from bot.services.actor import StaffView
 from bot.services.assignment import assign_in_session, notify_assignments
 from bot.services.calendar import WorkCalendar
 from bot.services.case_file import (
@@ -410,6 +411,63 @@ async def _recall(session: AsyncSession, keys: Sequence[tuple[str, str]], *, imp
 
 
 RECALL_WORDS = ("召回", "recall", "退案")
+
+
+TEAM_MARKS = ("team:", "team=", "team：", "组:", "组：", "小组:", "小组：")
+
+
+@dataclass(frozen=True)
+class CaptionParts:
+    """What the rest of a case file's caption says: the bank, and the team whose supervisor assigns the cases
+    (``team`` is a known team's name; ``unknown_team`` a name written as ``组:X`` that no team has)."""
+
+    bank: str | None
+    team: str | None
+    unknown_team: str | None = None
+
+
+def split_caption(words: str | None, teams: Sequence[str]) -> CaptionParts:
+    """A word that is a team's name (any case), or written ``组:名`` / ``team:NAME``, names the team; the
+    other words name the bank. ``招商银行 A组`` with a team ``A组`` → bank 招商银行, team A组."""
+    known = {team.casefold(): team for team in teams}
+    team: str | None = None
+    unknown: str | None = None
+    bank_words: list[str] = []
+    for word in (words or "").split():
+        folded = word.casefold()
+        mark = next((m for m in TEAM_MARKS if folded.startswith(m) and len(word) > len(m)), None)
+        if mark is not None:
+            name = word[len(mark):]
+            team, unknown = (known[name.casefold()], None) if name.casefold() in known else (None, name)
+        elif folded in known and team is None:
+            team = known[folded]
+        else:
+            bank_words.append(word)
+    return CaptionParts(bank=" ".join(bank_words) or None, team=team, unknown_team=unknown)
+
+
+async def upload_teams(session: AsyncSession, actor: StaffView | None) -> list[str]:
+    """The teams a case file can go to: those with an active supervisor (their supervisor assigns its cases)."""
+    policy.require_role(actor, policy.Action.CASE_IMPORT)
+    found = await session.scalars(select(Staff.team).where(
+        Staff.role == Role.SUPERVISOR.value, Staff.active.is_(True), Staff.team.is_not(None))
+        .distinct().order_by(Staff.team))
+    return [team for team in found if team]
+
+
+def file_problem(data: bytes, filename: str) -> CaseFileError | None:
+    """Why the file cannot be a case file at all (format, header), checked before the admin is asked more."""
+    try:
+        open_case_file(data, filename)
+    except CaseFileError as exc:
+        return exc
+    return None
+
+
+def park_upload(media: MediaStore, data: bytes, filename: str) -> str:
+    """Keep a file that waits for its team where the import will keep it anyway (sealed, content-addressed:
+    no second copy); the stored path, for the flow state."""
+    return media.put(data, kind="imports", suffix=_suffix(filename), sealed=True).path
 
 
 def kind_of_upload(data: bytes, filename: str, caption: str | None) -> tuple[str, str | None]:
