@@ -130,8 +130,9 @@ async def scene_intake(demo: Demo) -> None:
     admin = demo.person(9005, "刘行政" if demo.lang == "zh_CN" else "Liu (admin)")
     demo.staff_ids["admin"] = await demo.harness.onboard(admin, demo.people[9005], Role.ADMIN, team=None)
     demo.harness.app.bot_data["runtime"].settings.import_batch_size = 2
-    update = demo.harness.document_update(admin, DEMO_FILE.encode("gb18030"), "招商银行_20261102.csv")
-    await demo.send(admin, update, "📎 招商银行_20261102.csv (GBK CSV, 4 rows)")
+    update = demo.harness.document_update(admin, DEMO_FILE.encode("gb18030"), "招商银行_20261102.csv",
+                                          caption="招商银行 组:A")
+    await demo.send(admin, update, "📎 招商银行_20261102.csv (GBK CSV, 4 rows) «招商银行 组:A»")
 
     boss = demo.person(9001, demo.people[9001])
     calls = await demo.command(boss, "/assign")
