@@ -32,7 +32,7 @@ ROLE_MENU: dict[Role, list[list[str]]] = {
     Role.PHONE_COLLECTOR: [[N_("menu.visits"), N_("menu.sos")],
                            [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
     Role.SUPERVISOR: [[N_("menu.assign"), N_("menu.report")], [N_("menu.help"), N_("menu.language")]],
-    Role.TEAM_LEAD: [[N_("menu.help"), N_("menu.language")]],
+    Role.TEAM_LEAD: [[N_("menu.report"), N_("menu.help"), N_("menu.language")]],
     Role.ADMIN: [[N_("menu.import"), N_("menu.assign")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
 }
 
@@ -45,6 +45,7 @@ COMMON_COMMANDS: list[tuple[str, str]] = [
 ROLE_COMMANDS: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
 ROLE_COMMANDS[Role.SUPERVISOR] += [("assign", N_("command.assign")), ("report", N_("command.report"))]
 ROLE_COMMANDS[Role.ADMIN] += [("report", N_("command.report"))]
+ROLE_COMMANDS[Role.TEAM_LEAD] += [("report", N_("command.report"))]
 FIELD_COMMANDS = [("visits", N_("command.visits")), ("sos", N_("command.sos")), ("safe", N_("command.safe")),
                   ("pin", N_("command.pin")), ("report", N_("command.report")), ("checklist", N_("command.checklist")),
                   ("cancel", N_("command.cancel"))]
@@ -55,6 +56,8 @@ for _responder in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
     ROLE_COMMANDS[_responder] += [("incidents", N_("command.incidents"))]
 for _starter in (Role.SUPERVISOR, Role.ADMIN):
     ROLE_COMMANDS[_starter] += [("handover", N_("command.handover"))]
+for _office in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
+    ROLE_COMMANDS[_office] += [("handovers", N_("command.handovers"))]
 ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign")),
                               ("status", N_("command.status"))]
 # the case desk and the team's day (bot/handlers/case_desk.py, bot/handlers/team.py)

@@ -38,6 +38,7 @@ from bot.app import flow_handlers
 from bot.clock import ManualClock
 from bot.handlers.common import ACTION_ATTR
 from bot.i18n import translator
+from bot.keyboards import commands_for
 from bot.sandbox.harness import BotHarness, sandbox_settings
 from bot.sandbox.updates import FakeUser
 from bot.services.policy import RULES, Action, Reach
@@ -429,3 +430,18 @@ def test_a_button_without_a_policy_cannot_be_declared() -> None:
     with pytest.raises(TypeError, match="must say why"):
         class Sneaky(declared.Button, prefix="zz:sneaky", action=None):
             pass
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
+def test_every_advertised_command_is_one_the_role_may_use(role: Role) -> None:
+    """The command menu Telegram shows a person lists only commands the policy lets their role use, and the
+    office roles find their daily commands there (a team lead's /report, /handovers, /case, /team)."""
+    actions = {command: getattr(callback, ACTION_ATTR, None) for command, callback in COMMANDS}
+    advertised = [c.command for c in commands_for(translator("en"), role)]
+    for command in advertised:
+        assert command in actions, f"/{command} is advertised to {role.value} but nothing handles it"
+        action = actions[command]
+        assert command in OPEN_COMMANDS or action is None or role in RULES[action], (
+            f"/{command} is advertised to {role.value}, whom the policy never lets use it")
+    if role in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
+        assert {"report", "handovers", "case", "team", "incidents"} <= set(advertised)
