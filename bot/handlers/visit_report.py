@@ -8,7 +8,7 @@ changes something records the update, so a second delivery of the same update ch
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,6 +60,9 @@ DURATIONS = (30, 60, 90)
 CUSTOM = Word("custom")
 CODES_PER_ROW = 2
 CODE_STEPS = (VisitStep.CODE, VisitStep.CONFIRM, VisitStep.FIELD, VisitStep.EVIDENCE)  # "change the result" works here
+# results that need no check-in (or no planned duration) may be chosen before it: "not visited", "left for safety"
+EARLY_CODES = {VisitStep.LOCATION: dispositions.codes_without(checkin=True),
+               VisitStep.DURATION: dispositions.codes_without(duration=True)}
 
 
 # ---- asking the question of a step ---------------------------------------------------------------------
@@ -67,6 +70,13 @@ CODE_STEPS = (VisitStep.CODE, VisitStep.CONFIRM, VisitStep.FIELD, VisitStep.EVID
 
 async def _send(context: FieldbotContext, chat_id: int, text: str, markup: Any = None) -> Message:
     return await context.bot.send_message(chat_id, text, reply_markup=markup, protect_content=True)
+
+
+def _code_rows(context: FieldbotContext, codes: Sequence[str]) -> list[list[InlineKeyboardButton]]:
+    t = context.t
+    return [[InlineKeyboardButton(t(f"code.{c}"), callback_data=ResultCode(Code(c)).pack())
+             for c in codes[i:i + CODES_PER_ROW]]
+            for i in range(0, len(codes), CODES_PER_ROW)]
 
 
 async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, step: VisitStep,
@@ -77,19 +87,20 @@ async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, 
         keyboard = ReplyKeyboardMarkup([[KeyboardButton(t("visit.send_location"), request_location=True)]],
                                        resize_keyboard=True, one_time_keyboard=True)
         await _send(context, chat_id, t("visit.ask_location", case_no=case.case_no, address=case.address), keyboard)
+        if EARLY_CODES[step]:
+            await _send(context, chat_id, t("visit.without_checkin"),
+                        InlineKeyboardMarkup(_code_rows(context, EARLY_CODES[step])))
     elif step is VisitStep.DURATION:
         minutes = [[InlineKeyboardButton(t("visit.minutes", minutes=m),
                                          callback_data=VisitDuration(Word(str(m))).pack()) for m in DURATIONS],
-                   [InlineKeyboardButton(t("visit.duration_custom"), callback_data=VisitDuration(CUSTOM).pack())]]
+                   [InlineKeyboardButton(t("visit.duration_custom"), callback_data=VisitDuration(CUSTOM).pack())],
+                   *_code_rows(context, EARLY_CODES[step])]
         await _send(context, chat_id, t("visit.ask_duration"), InlineKeyboardMarkup(minutes))
     elif step is VisitStep.DURATION_CUSTOM:
         await _send(context, chat_id, t("visit.ask_duration_minutes"))
     elif step is VisitStep.CODE:
-        codes = list(dispositions.DISPOSITIONS)
-        rows = [[InlineKeyboardButton(t(f"code.{c}"), callback_data=ResultCode(Code(c)).pack())
-                 for c in codes[i:i + CODES_PER_ROW]]
-                for i in range(0, len(codes), CODES_PER_ROW)]
-        await _send(context, chat_id, t("visit.ask_code"), InlineKeyboardMarkup(rows))
+        await _send(context, chat_id, t("visit.ask_code"),
+                    InlineKeyboardMarkup(_code_rows(context, list(dispositions.DISPOSITIONS))))
     elif step is VisitStep.FIELD:
         assert visit.code is not None
         spec = dispositions.field(visit.code, data["field"])
@@ -104,13 +115,17 @@ async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, 
         elif spec.kind is Kind.YESNO:
             buttons = [[InlineKeyboardButton(t("choice.yes"), callback_data=AnswerChoice(Word("yes")).pack()),
                         InlineKeyboardButton(t("choice.no"), callback_data=AnswerChoice(Word("no")).pack())]]
-        if not spec.required:
+        if spec.unknown:
+            buttons.append([InlineKeyboardButton(t("visit.unknown"), callback_data=AnswerSkip().pack())])
+        elif not spec.required:
             buttons.append([InlineKeyboardButton(t("visit.skip"), callback_data=AnswerSkip().pack())])
         await _send(context, chat_id, question, InlineKeyboardMarkup(buttons) if buttons else None)
     elif step is VisitStep.EVIDENCE:
         done = InlineKeyboardMarkup([[InlineKeyboardButton(t("visit.evidence_done"),
                                                            callback_data=EvidenceDone().pack())]])
-        await _send(context, chat_id, t("visit.ask_evidence"), done)
+        required = dispositions.evidence_rule(visit.code).recording
+        await _send(context, chat_id, t(N_("visit.ask_evidence") if required else N_("visit.ask_evidence_optional")),
+                    done)
     elif step is VisitStep.CONFIRM:
         async with runtime.db.read() as session:
             files = await visits.evidence_of(session, visit.id)
@@ -124,9 +139,10 @@ async def ask(context: FieldbotContext, chat_id: int, visit: Visit, case: Case, 
 def next_step(visit: Visit) -> tuple[VisitStep, dict[str, Any]]:
     """Where a visit stands: the first thing still missing, in the order the flow asks for it."""
     data: dict[str, Any] = {"visit_id": visit.id}
-    if visit.checkin_at is None:
+    rule = dispositions.evidence_rule(visit.code)  # the SOP's until a result is chosen
+    if visit.checkin_at is None and rule.checkin:
         return VisitStep.LOCATION, data
-    if visit.planned_minutes is None:
+    if visit.planned_minutes is None and rule.duration:
         return VisitStep.DURATION, data
     if visit.code is None:
         return VisitStep.CODE, data
@@ -304,15 +320,18 @@ async def duration_typed(update: Update, context: FieldbotContext) -> None:
 async def code_chosen(update: Update, context: FieldbotContext) -> None:
     visit_id = _visit_id(context)
     assert context.staff is not None
-    if visit_id is None or context.flow is None or context.flow.at not in CODE_STEPS:
+    code = pressed(update, ResultCode).code
+    at = context.flow.at if context.flow is not None else None
+    if visit_id is None or not (at in CODE_STEPS or (isinstance(at, VisitStep) and code in EARLY_CODES.get(at, ()))):
         await _stale(update, context)
         return
-    staff, code, now = context.staff, pressed(update, ResultCode).code, context.runtime.clock.now()
+    staff, now = context.staff, context.runtime.clock.now()
     await _apply(update, context, "visit.code",
                  lambda session: visits.set_code(session, staff, visit_id, code, now=now))
 
 
-async def _save_answer(update: Update, context: FieldbotContext, value: object) -> None:
+async def _save_answer(update: Update, context: FieldbotContext, value: object,
+                       located: tuple[float, float] | None = None) -> None:
     flow = context.flow
     visit_id = _visit_id(context)
     assert context.staff is not None
@@ -321,7 +340,7 @@ async def _save_answer(update: Update, context: FieldbotContext, value: object) 
         return
     staff, name, now = context.staff, flow.data["field"], context.runtime.clock.now()
     await _apply(update, context, "visit.answer",
-                 lambda session: visits.answer(session, staff, visit_id, name, value, now=now))
+                 lambda session: visits.answer(session, staff, visit_id, name, value, now=now, located=located))
 
 
 async def _spec(context: FieldbotContext) -> dispositions.Field | None:
@@ -361,7 +380,10 @@ async def answer_typed(update: Update, context: FieldbotContext) -> None:
     except AnswerError as error:
         await _hint(update, context, error.key)
         return
-    await _save_answer(update, context, value)
+    runtime = context.runtime
+    located = await visits.locate_address(runtime.db, runtime.geocoder, str(value), now=runtime.clock.now()) \
+        if spec.kind is Kind.ADDRESS else None
+    await _save_answer(update, context, value, located)
 
 
 @serves(Action.VISIT_WRITE)
@@ -381,7 +403,7 @@ async def answer_pressed(update: Update, context: FieldbotContext) -> None:
             value: object = dispositions.check_date(spec, pressed(update, AnswerDate).day, today=today).isoformat()
         elif AnswerChoice.pattern().match(data) and spec.kind in (Kind.CHOICE, Kind.YESNO):
             value = dispositions.check_choice(spec, pressed(update, AnswerChoice).choice)
-        elif AnswerSkip.pattern().match(data) and not spec.required:
+        elif AnswerSkip.pattern().match(data) and (spec.unknown or not spec.required):
             value = ""
         else:
             await _stale(update, context)
@@ -451,7 +473,7 @@ async def media_received(update: Update, context: FieldbotContext) -> None:
         return
     async with runtime.db.read() as session:
         visit = await session.get(Visit, visit_id)
-    if visit is None or visit.checkin_at is None:
+    if visit is None or not visits.takes_evidence(visit):
         await context.bot.send_message(message.chat.id, t("evidence.checkin_first"))
         return
 

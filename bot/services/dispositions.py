@@ -1,4 +1,5 @@
-"""Visit result codes: what each one asks for, how answers are checked, what it does to the case.
+"""Visit result codes: what each one asks for, how answers are checked, what evidence a report of it must
+carry, and what it does to the case.
 
 Payment channels deliberately offer no cash: collectors do not take money in hand; debtors pay the
 bank through its own channels and the collector records how.
@@ -12,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from bot.i18n import N_
+from bot.services.geocoding import normalize_address
 from bot.services.parsing import parse_amount, parse_date
 from bot.storage.models import CaseStatus
 
@@ -22,6 +24,7 @@ class Kind(StrEnum):
     TEXT = "text"
     CHOICE = "choice"
     YESNO = "yesno"
+    ADDRESS = "address"  # a place the case moves to: typed, geocoded, and on filing the case's new address
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Field:
     required: bool = True
     choices: tuple[str, ...] = ()
     future: bool = True  # dates: today or later
+    unknown: bool = False  # "unknown" is an answer (typed, e.g. 不详, or its button), stored as ""
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,23 @@ class Outcome:
     next_action: str | None = None
     date_field: str | None = None
     to_supervisor: bool = False  # routed to the supervisor with priority
+    due_at_once: bool = False  # no date asked: the next action is due on the working day of filing
+    relocate: str | None = None  # the answer (an ADDRESS) that becomes the case's address and coordinates
+
+
+@dataclass(frozen=True)
+class EvidenceRule:
+    """What a report of one code needs before it can be filed.
+
+    ``checkin``: a check-in (the collector's live location) was made; its distance to the case address is
+    always recorded and flagged beyond the radius, and a rule without it also files without one.
+    ``recording``: a voice note or audio file received during the visit is stored (the SOP).
+    ``duration``: the planned length of the visit (the safety timer) was chosen before the result.
+    """
+
+    checkin: bool = True
+    recording: bool = True
+    duration: bool = True
 
 
 CHANNELS = ("bank_transfer", "bank_app", "wechat", "alipay", "other")
@@ -55,7 +76,7 @@ DISPOSITIONS: dict[str, tuple[Field, ...]] = {
     "HARDSHIP": (Field("note", Kind.TEXT),),
     "TPC": (Field("relationship", Kind.CHOICE, choices=RELATIONSHIPS), Field("message_left", Kind.YESNO)),
     "NOBODY": (Field("revisit_date", Kind.DATE),),
-    "MOVED": (Field("source", Kind.TEXT), Field("new_address", Kind.TEXT, required=False)),
+    "MOVED": (Field("source", Kind.TEXT), Field("new_address", Kind.ADDRESS, unknown=True)),
     "BAD_ADDR": (),
     "DECEASED": (Field("source", Kind.TEXT),),
     "REFUSED_ENTRY": (),
@@ -72,13 +93,34 @@ OUTCOMES: dict[str, Outcome] = {
     "HARDSHIP": Outcome(CaseStatus.VISITED),
     "TPC": Outcome(CaseStatus.VISITED),
     "NOBODY": Outcome(CaseStatus.VISITED, "revisit", "revisit_date"),
-    "MOVED": Outcome(CaseStatus.VISITED, "locate"),
-    "BAD_ADDR": Outcome(CaseStatus.VISITED, "locate"),
+    "MOVED": Outcome(CaseStatus.VISITED, "locate", due_at_once=True, relocate="new_address"),
+    "BAD_ADDR": Outcome(CaseStatus.VISITED, "locate", due_at_once=True),
     "DECEASED": Outcome(CaseStatus.VISITED, to_supervisor=True),
     "REFUSED_ENTRY": Outcome(CaseStatus.VISITED),
     "ABORTED_SAFETY": Outcome(CaseStatus.VISITED, "revisit", to_supervisor=True),
     "NOT_VISITED": Outcome(None, "revisit", "new_date"),
 }
+
+SOP = EvidenceRule()  # every visit is checked in, voice-recorded and filed with the report
+EVIDENCE: dict[str, EvidenceRule] = {
+    **{code: SOP for code in DISPOSITIONS},
+    # the collector left for their safety: whatever they recorded is kept, nothing more is asked of them
+    "ABORTED_SAFETY": EvidenceRule(checkin=False, recording=False, duration=False),
+    # the collector never went: a reason and a new date
+    "NOT_VISITED": EvidenceRule(checkin=False, recording=False, duration=False),
+}
+
+
+def evidence_rule(code: str | None) -> EvidenceRule:
+    """The evidence a report of ``code`` needs; the SOP's while no result is chosen."""
+    return EVIDENCE.get(code, SOP) if code is not None else SOP
+
+
+def codes_without(*, checkin: bool = False, duration: bool = False) -> tuple[str, ...]:
+    """The codes a collector may choose before checking in (``checkin``) or before the duration (``duration``)."""
+    return tuple(code for code, rule in EVIDENCE.items()
+                 if not (checkin and rule.checkin) and not (duration and rule.duration))
+
 
 # Labels, for extraction: every code, field, choice and next action has a message id.
 LABELS = (
@@ -96,6 +138,9 @@ LABELS = (
 )
 
 MAX_TEXT = 500
+# typed answers that mean "the new address is not known" (compared lower-case, without end punctuation)
+UNKNOWN_WORDS = frozenset({"不详", "不知道", "未知", "不清楚", "无", "unknown", "not known", "don't know", "dont know",
+                           "n/a", "?", "？"})
 MAX_DATE_AHEAD = timedelta(days=180)
 
 
@@ -135,7 +180,19 @@ def check_answer(spec: Field, text: str, *, today: date) -> object:
         if not text:
             raise AnswerError(N_("visit.hint.text"))
         return text[:MAX_TEXT]
+    if spec.kind is Kind.ADDRESS:
+        return check_address(spec, text)
     raise AnswerError(N_("visit.hint.use_buttons"))
+
+
+def check_address(spec: Field, text: str) -> str:
+    """A new address as typed (whitespace tidied), or "" for "unknown" where that is an answer."""
+    address = normalize_address(text)
+    if spec.unknown and address.lower().rstrip("。.!！") in UNKNOWN_WORDS:
+        return ""
+    if len(address) < 2 or not any(c.isalpha() for c in address):
+        raise AnswerError(N_("visit.hint.address_unknown") if spec.unknown else N_("visit.hint.address"))
+    return address[:MAX_TEXT]
 
 
 def check_date(spec: Field, day: date, *, today: date) -> date:

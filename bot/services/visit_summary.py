@@ -15,6 +15,8 @@ from bot.storage.models import Case, Evidence, Visit
 
 def answer_text(t: Translator, code: str, name: str, value: object) -> str:
     spec = dispositions.field(code, name)
+    if spec.unknown and value == "":
+        return t("visit.unknown")
     if value is None or value == "":
         return "-"
     if spec.kind is Kind.AMOUNT:
@@ -41,6 +43,9 @@ def summary_text(t: Translator, case: Case, visit: Visit, evidence: Sequence[Evi
         for spec in dispositions.DISPOSITIONS[visit.code]:
             if spec.name in answers:
                 value = answer_text(t, visit.code, spec.name, answers[spec.name])
+                if spec.kind is Kind.ADDRESS and answers[spec.name] and not visit.details.get("located", {}).get(
+                        spec.name):
+                    value += " " + t("summary.not_on_map")
                 lines.append(f"  · {t(f'field.{spec.name}')}: {value}")
     photos = sum(1 for e in evidence if e.kind == "photo" and e.status == "stored")
     recordings = sum(1 for e in evidence if e.kind in ("voice", "audio") and e.status == "stored")

@@ -29,9 +29,11 @@ from bot.services.calendar import WorkCalendar
 from bot.services.cases import CLOSED_STATUSES
 from bot.services.errors import DomainError
 from bot.services.geo import approx_meters, geodesic
+from bot.services.geocoding import GeocoderLike, locate_many, normalize_address
 from bot.services.people import reviewers_of, t_for
 from bot.services.visit_summary import summary_text
 from bot.steps import ReviewStep
+from bot.storage.db import Database
 from bot.storage.models import (
     Assignment,
     Case,
@@ -364,16 +366,41 @@ async def set_code(session: AsyncSession, collector: StaffView, visit_id: int, c
 
 
 async def answer(session: AsyncSession, collector: StaffView, visit_id: int, name: str, value: object, *,
-                 now: datetime) -> Visit:
-    """Save one checked answer to the current result's question ``name``."""
+                 now: datetime, located: tuple[float, float] | None = None) -> Visit:
+    """Save one checked answer to the current result's question ``name``; an address with its coordinates
+    (``located``: from :func:`locate_address`, None when the map does not know it or it is unknown)."""
     visit = await own_open_visit(session, collector, visit_id)
     if visit.code is None or name not in {f.name for f in dispositions.DISPOSITIONS[visit.code]}:
         raise DomainError("error.stale_button")
     answers = dict(visit.details.get("answers", {}))
     answers[name] = value
-    visit.details = {**visit.details, "answers": answers}
+    details = {**visit.details, "answers": answers}
+    if dispositions.field(visit.code, name).kind is dispositions.Kind.ADDRESS:
+        details["located"] = {**details.get("located", {}), name: list(located) if located else None}
+    visit.details = details
     visit.updated_at = now
     return visit
+
+
+async def locate_address(database: Database, geocoder: GeocoderLike | None, address: str, *,
+                         now: datetime) -> tuple[float, float] | None:
+    """The coordinates of an address a collector typed: the geocode cache, else the runtime's geocoder (which
+    caches the answer). None when the geocoder is off or does not know the address."""
+    if not address.strip():
+        return None
+    found = await locate_many(database, geocoder, [address], now=now)
+    return found.get(normalize_address(address))
+
+
+def located(visit: Visit, name: str) -> tuple[float, float] | None:
+    """The coordinates saved with the visit's address answer ``name``, if it was found on the map."""
+    point = visit.details.get("located", {}).get(name)
+    return (float(point[0]), float(point[1])) if point else None
+
+
+def takes_evidence(visit: Visit) -> bool:
+    """Photos and recordings are taken once checked in, or at once for a result that needs no check-in."""
+    return visit.checkin_at is not None or not dispositions.evidence_rule(visit.code).checkin
 
 
 async def evidence_of(session: AsyncSession, visit_id: int) -> list[Evidence]:
@@ -381,21 +408,27 @@ async def evidence_of(session: AsyncSession, visit_id: int) -> list[Evidence]:
 
 
 def has_recording(visit: Visit, evidence: Sequence[Evidence]) -> bool:
-    """The SOP: at least one voice note or audio file, received during the visit, is stored."""
+    """At least one voice note or audio file, received during the visit, is stored (the SOP's rule; which codes
+    need it: :data:`bot.services.dispositions.EVIDENCE`)."""
     since = visit.checkin_at or visit.started_at
     return any(e.kind in RECORDING_KINDS and e.status == "stored" and e.sent_at >= since for e in evidence)
 
 
 async def file_report(session: AsyncSession, collector: StaffView, visit_id: int, *, now: datetime,
                       calendar: WorkCalendar) -> Visit:
-    """File the report: checks, case status and next action, promise, audit, review request. One transaction."""
+    """File the report: checks, case status and next action, promise, audit, review request. One transaction.
+
+    What evidence the report needs (a check-in, a recording) is its code's rule in
+    :data:`bot.services.dispositions.EVIDENCE`; a recording or check-in made anyway is kept either way.
+    """
     visit = await own_open_visit(session, collector, visit_id)
-    if visit.checkin_at is None:
+    rule = dispositions.evidence_rule(visit.code)
+    if rule.checkin and visit.checkin_at is None:
         raise DomainError(N_("visit.error.no_checkin"))
     if visit.code is None or not dispositions.complete(visit.code, visit.details.get("answers", {})):
         raise DomainError(N_("visit.error.incomplete"))
     evidence = await evidence_of(session, visit_id)
-    if not has_recording(visit, evidence):
+    if rule.recording and not has_recording(visit, evidence):
         raise DomainError(N_("visit.error.no_recording"))
     case = await own_case(session, collector, visit.case_id)
     answers = visit.details["answers"]
@@ -403,7 +436,8 @@ async def file_report(session: AsyncSession, collector: StaffView, visit_id: int
     amount = answers.get("amount")
     visit.amount_fen = int(Decimal(str(amount)) * 100) if amount is not None else None
     visit.action_date = date.fromisoformat(str(answers[outcome.date_field])) \
-        if outcome.date_field and outcome.date_field in answers else None
+        if outcome.date_field and outcome.date_field in answers \
+        else calendar.working_date(now) if outcome.due_at_once else None  # a locate task: on the list at once
     resubmission = visit.status == VisitStatus.RETURNED.value
     visit.status = VisitStatus.FILED.value
     visit.filed_at = now
@@ -418,6 +452,9 @@ async def file_report(session: AsyncSession, collector: StaffView, visit_id: int
     case.next_action = outcome.next_action
     case.next_action_on = visit.action_date
     case.updated_at = now
+    new_address = str(answers.get(outcome.relocate) or "") if outcome.relocate else ""
+    await _relocate(session, collector, visit, case, new_address,
+                    located(visit, outcome.relocate) if outcome.relocate else None, now=now)
     existing = await session.scalar(select(Promise).where(Promise.visit_id == visit.id))
     if visit.code == "PTP" and visit.amount_fen is not None and visit.action_date is not None:
         if existing is None:
@@ -439,6 +476,31 @@ async def file_report(session: AsyncSession, collector: StaffView, visit_id: int
                           urgent=outcome.to_supervisor)
     await field_requests.report_back(session, visit, case, evidence, now=now, tz=calendar.tz)
     return visit
+
+
+async def _relocate(session: AsyncSession, collector: StaffView, visit: Visit, case: Case, new_address: str,
+                    point: tuple[float, float] | None, *, now: datetime) -> None:
+    """The debtor moved and the new address is known: the case's address and coordinates become the new ones
+    (none when the map does not know it). Where the case was is kept on the visit (``details["relocation"]``)
+    and in the audit log (``case.address_changed``). A returned report amended to another result or an
+    unknown address puts the case back where it was, if nothing else moved it since."""
+    before: dict[str, Any] | None = visit.details.get("relocation")
+    here: dict[str, Any] = {"address": case.address, "lat": case.lat, "lon": case.lon}
+    there: dict[str, Any]
+    if new_address:
+        there = {"address": new_address, "lat": point[0] if point else None, "lon": point[1] if point else None}
+        relocation = {"from": before["from"] if before else here, "to": there}
+    elif before is not None and here == before["to"]:
+        there, relocation = before["from"], None
+    else:
+        return
+    if there != here:
+        case.address, case.lat, case.lon = there["address"], there["lat"], there["lon"]
+        await audit.record(session, action="case.address_changed", object_type="case", object_id=case.id,
+                           actor_id=collector.id, at=now,
+                           details={"visit_id": visit.id, "code": visit.code, "from": here, "to": there})
+    details = {k: v for k, v in visit.details.items() if k != "relocation"}
+    visit.details = {**details, "relocation": relocation} if relocation else details
 
 
 async def _request_review(session: AsyncSession, visit: Visit, case: Case, evidence: Sequence[Evidence], *,
