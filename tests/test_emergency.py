@@ -93,7 +93,8 @@ async def test_sos_escalates_until_owned_and_stays_open_until_resolved(harness: 
     assert (done.status, done.owner_id, done.resolution) == ("resolved", office["lead"], "resolved_safely")
     assert done.level == 1 and done.rounds == 2
     timeline = await kinds(harness)
-    assert timeline[0] == "raised" and timeline[-1] == "resolved"
+    assert timeline[0] == "raised" and [kind for kind in timeline if kind != "owner_location"][-1] == "resolved"
+    assert timeline.count("owner_location") == 2  # the owner's live location: sent at "I'm on it", stopped at the end
     assert timeline.count("escalated") == 4 and timeline.count("acknowledged") == 1 and timeline.count("reping") == 2
     assert timeline.count("delivered") == timeline.count("queued") == 6
     async with harness.db.read() as session:

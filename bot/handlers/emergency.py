@@ -242,6 +242,8 @@ async def location_for_alarm(update: Update, context: FieldbotContext) -> None:
     async with write_once(update, context) as session:
         incident = await incidents.add_location(session, staff.id, lat=message.location.latitude,
                                                 lon=message.location.longitude, now=runtime.clock.now(), live=live)
+    if incident is not None and incident.owner_id is not None:
+        await _send_alerts_now(context)  # the owner's copy of the live location
     if incident is not None and update.edited_message is None:
         await context.bot.send_message(message.chat.id, context.t("sos.location_received"))
 
@@ -260,8 +262,11 @@ async def location_without_alarm(update: Update, context: FieldbotContext) -> No
         async with runtime.db.write() as session:  # its own key: the handler below records the update itself
             await inbox.claim(session, f"{inbox.update_key(update.update_id)}:alarm-location",
                               now=runtime.clock.now())
-            await incidents.add_location(session, staff.id, lat=message.location.latitude,
-                                         lon=message.location.longitude, now=runtime.clock.now(), live=live)
+            incident = await incidents.add_location(session, staff.id, lat=message.location.latitude,
+                                                    lon=message.location.longitude, now=runtime.clock.now(),
+                                                    live=live)
+        if incident is not None and incident.owner_id is not None:
+            await _send_alerts_now(context)  # to the owner only: this phone shows nothing of it
     except AlreadyDone:
         pass
     if update.edited_message is None:  # an edited location without a (known) alarm is dropped, as at the gate
@@ -305,6 +310,13 @@ async def list_open(update: Update, context: FieldbotContext) -> None:
         owner = names.get(i.owner_id or 0) or t("incident.nobody")
         lines.append(t("incident.open_line", id=i.id, collector=names.get(i.collector_id, "?"),
                        time=t.datetime(i.raised_at, runtime.tz), owner=owner))
+        if i.lat is not None and i.lon is not None and i.location_at is not None:
+            lines.append(t("incident.open_where", lat=f"{i.lat:.5f}", lon=f"{i.lon:.5f}",
+                           time=t.datetime(i.location_at, runtime.tz)))
+        else:
+            lines.append(t("incident.open_where_unknown"))
+        if i.owner_location_message_id is not None:
+            lines.append(t("incident.open_live", owner=owner))
         if i.owner_id is None:
             buttons.append([InlineKeyboardButton(t("incident.ack") + f" #{i.id}",
                                                  callback_data=AlarmAcknowledge(incident_id=i.id).pack())])

@@ -85,6 +85,7 @@ MAX_CAPTION_LENGTH: Final = 1024
 MAX_CALLBACK_DATA_BYTES: Final = 64
 MAX_CALLBACK_ANSWER_LENGTH: Final = 200
 MAX_COMMANDS: Final = 100
+LIVE_PERIOD_FOREVER: Final = 0x7FFFFFFF  # a live location edited until it is stopped
 LONG_POLL_CAP: Final = 2.0
 """Longest a getUpdates call waits for updates, whatever its ``timeout`` asks (keeps tests fast)."""
 
@@ -688,6 +689,7 @@ class FakeBotApi:
         self._allowed_updates: list[str] = []
         self._webhook: dict[str, Any] = {"url": "", "has_custom_certificate": False}
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._stopped_live: set[tuple[int, int]] = set()  # live locations no longer updated
         self._last_message_id: dict[int, int] = {}
         self._chats: dict[int, dict[str, Any]] = {}
         self._files: dict[str, StoredFile] = {}
@@ -1221,6 +1223,41 @@ class FakeBotApi:
             if key in params
         }  # fmt: skip
         return message
+
+    def _live_location(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The bot's live location message to edit or stop; refused as Telegram does once it is over."""
+        stored = self._editable(params)
+        if stored is None:
+            return None
+        location = stored.get("location")
+        period = location.get("live_period") if location else None
+        key = (stored["chat"]["id"], stored["message_id"])
+        over = period is not None and period != LIVE_PERIOD_FOREVER and self._now() > stored["date"] + period
+        if period is None or over or key in self._stopped_live:
+            raise _bad("message can't be edited")
+        return stored
+
+    def _api_editMessageLiveLocation(self, params: dict[str, Any], uploads: dict[str, Upload]) -> Any:
+        stored = self._live_location(params)
+        if stored is None:
+            return True
+        location = dict(stored["location"])
+        moved = {key: params[key] for key in ("latitude", "longitude", "horizontal_accuracy", "heading",
+                                               "proximity_alert_radius", "live_period") if key in params}
+        if all(location.get(key) == value for key, value in moved.items()) and "reply_markup" not in params:
+            raise _bad(_NOT_MODIFIED)
+        location.update(moved)
+        stored["location"] = location
+        stored["edit_date"] = self._now()
+        return copy.deepcopy(stored)
+
+    def _api_stopMessageLiveLocation(self, params: dict[str, Any], uploads: dict[str, Upload]) -> Any:
+        stored = self._live_location(params)
+        if stored is None:
+            return True
+        self._stopped_live.add((stored["chat"]["id"], stored["message_id"]))
+        stored["edit_date"] = self._now()
+        return copy.deepcopy(stored)
 
     def _api_sendMediaGroup(self, params: dict[str, Any], uploads: dict[str, Upload]) -> Any:
         self._media_group_counter += 1

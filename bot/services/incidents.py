@@ -43,6 +43,7 @@ from bot.storage.models import (
     Incident,
     IncidentEvent,
     IncidentStatus,
+    OutboxMessage,
     Role,
     Staff,
     Visit,
@@ -315,6 +316,7 @@ async def acknowledge(session: AsyncSession, staff: StaffView, incident_id: int,
                 collector=collector.name, id=incident.id)
     if not await hidden_from_collector(session, incident):  # under duress the phone shows nothing but "safe"
         await _tell(session, [collector], N_("incident.help_coming"), now=now, kind="incident.owned", name=staff.name)
+    await _sync_owner_location(session, incident, now=now)  # where the collector was last seen, live from now on
     return incident
 
 
@@ -423,6 +425,7 @@ async def _close(session: AsyncSession, incident: Incident, *, resolution: str, 
     await event(session, incident, "resolved", now=now, staff_id=by, resolution=resolution, note=note)
     await audit.record(session, action="incident.resolved", object_type="incident", object_id=incident.id,
                        actor_id=by, at=now, details={"resolution": resolution, "note": note})
+    await _sync_owner_location(session, incident, now=now)  # the owner's live location stops
     collector = await session.get(Staff, incident.collector_id)
     assert collector is not None
     people = [p for p in await _alerted(session, incident) if p.id != by]
@@ -484,16 +487,143 @@ async def collector_safe(session: AsyncSession, collector: StaffView, *, duress:
 
 async def add_location(session: AsyncSession, collector_id: int, *, lat: float, lon: float, now: datetime,
                        live: bool) -> Incident | None:
-    """Attach a location to the collector's open alarm, hidden from them or not (None: no alarm)."""
+    """Attach a location to the collector's open alarm, hidden from them or not (None: no alarm).
+
+    An owned alarm's owner sees it on their copy of the collector's live location (queued here, see
+    :func:`_sync_owner_location`); nothing of it reaches the collector's phone.
+    """
     incident = await any_open_for(session, collector_id)
     if incident is None:
         return None
+    await session.refresh(incident, with_for_update=True)  # the owner's copy is decided on the current row
     incident.lat, incident.lon, incident.location_at, incident.updated_at = lat, lon, now, now
     await event(session, incident, "location", now=now, staff_id=collector_id, lat=lat, lon=lon, live=live)
     person = await session.get(Staff, collector_id)
     if person is not None:
         person.last_lat, person.last_lon, person.last_location_at = lat, lon, now
+    if incident.status in OPEN and incident.owner_id is not None:
+        await _sync_owner_location(session, incident, now=now)
     return incident
+
+
+# ---- the owner's copy of the collector's live location ---------------------------------------------------
+#
+# Once someone owns an alarm, the collector's position reaches them as ONE live location message, moved as
+# new points come in and stopped when the alarm is resolved. The message is the incident's
+# (owner_location_chat_id, owner_location_message_id), recorded in the transaction that marks its
+# sendLocation sent. What the owner's message should do next is worked out from the incident and the last
+# point shown to them (an ``owner_location`` event), and queued as an outbox row; at most one such row is
+# unsent at a time:
+#
+# * a new point while the row waits (no sender holds it) rewrites the row: the owner gets the newest point,
+#   once, and a burst of live updates makes one edit;
+# * while a sender holds it nothing is queued: recording the row (:func:`location_delivered`, in the
+#   transaction that marks it sent) queues the next step if the incident moved on meanwhile;
+# * a row is due a second after the last one went (Telegram's one message a second per chat).
+#
+# So two first messages cannot happen (a handler and a sweep at once, two processes): the second would need
+# a second unsent row. An edit Telegram refuses for good (the live period ended, the message is gone) is
+# followed by a new sendLocation; a failed sendLocation waits for the next point.
+
+LOCATION_KIND = "incident.location"
+SHOWN_TO_OWNER = "owner_location"  # timeline: the point (or the stop) the owner's message shows since then
+LOCATION_FAILED = "location_failed"
+LOCATION_SPACING = timedelta(seconds=1)
+
+
+async def _queued_locations(session: AsyncSession, incident: Incident) -> list[OutboxMessage]:
+    """This incident's owner location rows not yet sent nor given up (one at most)."""
+    rows = await session.scalars(select(OutboxMessage).where(
+        OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None), OutboxMessage.kind == LOCATION_KIND))
+    return [row for row in rows if (row.payload.get("meta") or {}).get("incident_id") == incident.id]
+
+
+async def _last_shown(session: AsyncSession, incident: Incident) -> IncidentEvent | None:
+    shown: IncidentEvent | None = await session.scalar(
+        select(IncidentEvent).where(IncidentEvent.incident_id == incident.id, IncidentEvent.kind == SHOWN_TO_OWNER)
+        .order_by(IncidentEvent.id.desc()).limit(1))
+    return shown
+
+
+async def _wanted_location(session: AsyncSession, incident: Incident,
+                           shown: IncidentEvent | None) -> tuple[int, outbox.Location] | None:
+    """The owner's message's next step (chat, what), or None while it shows what it should."""
+    message_id, chat = incident.owner_location_message_id, incident.owner_location_chat_id
+    if incident.status not in OPEN:
+        if message_id is None or chat is None:
+            return None
+        return chat, outbox.Location(incident.lat or 0.0, incident.lon or 0.0, message_id=message_id, stop=True)
+    owner = await session.get(Staff, incident.owner_id) if incident.owner_id is not None else None
+    if (owner is None or owner.telegram_user_id is None or not owner.active
+            or incident.lat is None or incident.lon is None):
+        return None
+    if message_id is None or chat != owner.telegram_user_id:
+        return owner.telegram_user_id, outbox.Location(incident.lat, incident.lon)
+    if shown is not None and shown.details.get("message_id") == message_id and (
+            shown.details.get("lat"), shown.details.get("lon")) == (incident.lat, incident.lon):
+        return None
+    return chat, outbox.Location(incident.lat, incident.lon, message_id=message_id)
+
+
+async def _sync_owner_location(session: AsyncSession, incident: Incident, *, now: datetime,
+                               not_before: datetime | None = None) -> None:
+    """Queue (or rewrite the queued row to) what the owner's location message should do next."""
+    queued = await _queued_locations(session, incident)
+    if any(row.claimed_by is not None for row in queued):
+        return  # being sent: recording it comes back here
+    shown = await _last_shown(session, incident)
+    wanted = await _wanted_location(session, incident, shown)
+    if queued:
+        row = queued[0]
+        if wanted is None:
+            await outbox.withdraw(session, row)
+        elif wanted[0] == row.chat_id:
+            await outbox.replace_location(session, row, wanted[1])
+        return  # a row taken by a sender meanwhile is recorded, and comes back here, as above
+    if wanted is None:
+        return
+    chat, location = wanted
+    due = max(now, shown.at + LOCATION_SPACING) if shown is not None else now
+    await outbox.enqueue(session, chat_id=chat, kind=LOCATION_KIND, now=now, text="", location=location,
+                         priority=outbox.Priority.URGENT, not_before=max(due, not_before or due),
+                         meta={"incident_id": incident.id, "staff_id": incident.owner_id})
+
+
+async def location_delivered(session: AsyncSession, row: outbox.Claimed, *, ok: bool, now: datetime,
+                             error: str | None = None) -> None:
+    """The outbox tells the incident how a row of the owner's location went (in the transaction that
+    marks it): the message id of a sendLocation is kept, and the next step is queued if one is due."""
+    meta = row.payload.get("meta") or {}
+    incident = await session.get(Incident, int(meta["incident_id"]), with_for_update=True, populate_existing=True)
+    if incident is None:
+        return
+    state = (await session.execute(select(OutboxMessage.telegram_message_id, OutboxMessage.failed_at)
+                                   .where(OutboxMessage.id == row.id))).one_or_none()
+    where = row.payload["location"]
+    sent_id = where.get("message_id")
+    if ok:
+        message_id = state.telegram_message_id if state is not None else None
+        if row.method == "sendLocation":
+            first = incident.owner_location_message_id is None
+            incident.owner_location_chat_id, incident.owner_location_message_id = row.chat_id, message_id
+            if first:
+                await audit.record(session, action="incident.location_shared", object_type="incident",
+                                   object_id=incident.id, at=now,
+                                   details={"to": meta.get("staff_id"), "chat_id": row.chat_id})
+        elif row.method == "stopMessageLiveLocation" and incident.owner_location_message_id == sent_id:
+            incident.owner_location_chat_id = incident.owner_location_message_id = None
+        await event(session, incident, SHOWN_TO_OWNER, now=now, staff_id=meta.get("staff_id"), method=row.method,
+                    lat=where["latitude"], lon=where["longitude"], chat_id=row.chat_id, message_id=message_id)
+        await _sync_owner_location(session, incident, now=now)
+        return
+    if state is None or state.failed_at is None:
+        return  # tried again later; a newer point rewrites the row meanwhile
+    await event(session, incident, LOCATION_FAILED, now=now, staff_id=meta.get("staff_id"), method=row.method,
+                chat_id=row.chat_id, error=error)
+    if row.method != "sendLocation" and incident.owner_location_message_id == sent_id:
+        incident.owner_location_chat_id = incident.owner_location_message_id = None
+        if row.method == "editMessageLiveLocation":  # live period over, message gone: a new one
+            await _sync_owner_location(session, incident, now=now, not_before=now + LOCATION_SPACING)
 
 
 async def timeline(session: AsyncSession, incident_id: int) -> list[IncidentEvent]:

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.leases import HEARTBEAT_TTL, beat
@@ -71,6 +71,32 @@ class Attachment:
     as_photo: bool = False
 
 
+LIVE_FOREVER = 0x7FFFFFFF  # the live_period of a live location that can be edited until it is stopped
+
+
+@dataclass(frozen=True)
+class Location:
+    """A map pin instead of a text: a new live location, the live location ``message_id`` moved to this
+    point, or (``stop``) that live location no longer updated. ``text`` is then empty."""
+
+    latitude: float
+    longitude: float
+    message_id: int | None = None
+    stop: bool = False
+    live_period: int = LIVE_FOREVER
+
+    @property
+    def method(self) -> str:
+        if self.message_id is None:
+            return "sendLocation"
+        return "stopMessageLiveLocation" if self.stop else "editMessageLiveLocation"
+
+    def as_payload(self) -> dict[str, Any]:
+        if self.message_id is None:
+            return {"latitude": self.latitude, "longitude": self.longitude, "live_period": self.live_period}
+        return {"latitude": self.latitude, "longitude": self.longitude, "message_id": self.message_id}
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -82,6 +108,7 @@ async def enqueue(
     buttons: Buttons | None = None,
     protect_content: bool = False,
     attachment: Attachment | None = None,
+    location: Location | None = None,
     not_before: datetime | None = None,
     dedupe_key: str | None = None,
     flush: bool = True,
@@ -104,6 +131,9 @@ async def enqueue(
     if attachment is not None:
         method = "sendPhoto" if attachment.as_photo else "sendDocument"
         payload["file"] = {"path": attachment.path, "filename": attachment.filename}
+    if location is not None:
+        method = location.method
+        payload["location"] = location.as_payload()
     row = OutboxMessage(
         chat_id=chat_id, kind=kind, priority=int(priority), method=method, payload=payload, dedupe_key=dedupe_key,
         created_at=now, next_attempt_at=max(now, not_before) if not_before else now, attempts=0,
@@ -332,3 +362,23 @@ async def release(session: AsyncSession, rows: Sequence[Claimed]) -> int:
             row.claimed_by = row.claimed_at = None
             released += 1
     return released
+
+
+def _unclaimed(row_id: int) -> list[ColumnElement[bool]]:
+    return [OutboxMessage.id == row_id, OutboxMessage.claimed_by.is_(None), OutboxMessage.sent_at.is_(None),
+            OutboxMessage.failed_at.is_(None)]
+
+
+async def replace_location(session: AsyncSession, row: OutboxMessage, location: Location) -> bool:
+    """Point a queued location row no sender holds at ``location`` instead (coalescing: the newest point
+    goes, once). False when a sender took it meanwhile, or it went: then it is left as it is."""
+    result = await session.execute(
+        update(OutboxMessage).where(*_unclaimed(row.id))
+        .values(method=location.method, payload={**row.payload, "location": location.as_payload()}))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def withdraw(session: AsyncSession, row: OutboxMessage) -> bool:
+    """Take back a queued row no sender holds (what it would say no longer applies); False if one took it."""
+    result = await session.execute(delete(OutboxMessage).where(*_unclaimed(row.id)))
+    return bool(getattr(result, "rowcount", 0))
