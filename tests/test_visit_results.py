@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 import pytest
@@ -221,6 +221,15 @@ async def test_aborted_for_safety_files_without_a_recording(harness: BotHarness,
     await harness.deliver_outbox()
     review = harness.api.last("sendMessage", BOSS.id).params["text"]
     assert review.startswith("⚠️ Ann filed a visit report that needs you:")
+    # back on the list the next working day, not at once and never dropped
+    calendar = harness.runtime.calendar
+    assert visit.action_date == calendar.add_working_days(calendar.working_date(harness.clock.now()), 1)
+    case_no = (await _case(harness, field["case"])).case_no
+    listed = "\n".join(harness.replies(await harness.send(harness.updates.command(ANN, "/visits"))))
+    assert case_no not in listed
+    harness.clock.set(datetime.combine(visit.action_date, time(9), calendar.tz))
+    listed = "\n".join(harness.replies(await harness.send(harness.updates.command(ANN, "/visits"))))
+    assert case_no in listed
 
 
 async def test_aborted_before_a_check_in_keeps_the_recording_made(harness: BotHarness, field: dict[str, int]) -> None:

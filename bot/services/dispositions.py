@@ -46,6 +46,7 @@ class Outcome:
     date_field: str | None = None
     to_supervisor: bool = False  # routed to the supervisor with priority
     due_at_once: bool = False  # no date asked: the next action is due on the working day of filing
+    due_after: int = 0  # with due_at_once: that many working days later (0: the day of filing)
     relocate: str | None = None  # the answer (an ADDRESS) that becomes the case's address and coordinates
 
 
@@ -97,7 +98,9 @@ OUTCOMES: dict[str, Outcome] = {
     "BAD_ADDR": Outcome(CaseStatus.VISITED, "locate", due_at_once=True),
     "DECEASED": Outcome(CaseStatus.VISITED, to_supervisor=True),
     "REFUSED_ENTRY": Outcome(CaseStatus.VISITED),
-    "ABORTED_SAFETY": Outcome(CaseStatus.VISITED, "revisit", to_supervisor=True),
+    # Left for safety: back on the list the next working day (the supervisor, told at once, may reassign or
+    # hold the case before then), so it never silently drops off every list.
+    "ABORTED_SAFETY": Outcome(CaseStatus.VISITED, "revisit", to_supervisor=True, due_at_once=True, due_after=1),
     "NOT_VISITED": Outcome(None, "revisit", "new_date"),
 }
 

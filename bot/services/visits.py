@@ -437,7 +437,8 @@ async def file_report(session: AsyncSession, collector: StaffView, visit_id: int
     visit.amount_fen = int(Decimal(str(amount)) * 100) if amount is not None else None
     visit.action_date = date.fromisoformat(str(answers[outcome.date_field])) \
         if outcome.date_field and outcome.date_field in answers \
-        else calendar.working_date(now) if outcome.due_at_once else None  # a locate task: on the list at once
+        else calendar.add_working_days(calendar.working_date(now), outcome.due_after) if outcome.due_at_once \
+        else None  # a locate task: on the list at once; a visit aborted for safety: the next working day
     resubmission = visit.status == VisitStatus.RETURNED.value
     visit.status = VisitStatus.FILED.value
     visit.filed_at = now
