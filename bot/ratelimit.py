@@ -29,6 +29,7 @@ from telegram._utils.types import JSONDict
 from telegram.ext import AIORateLimiter
 
 NO_RETRY = -1
+RESERVED_FOR = 2  # alerts and urgent outbox rows (0-2) may use the slots kept by Pacer.reserve
 REPLY = 3  # a reply's place in the queue for the budget: after alerts and urgent rows (0-2), before the rest
 
 RATE = 30.0  # Telegram: "not more than 30 messages per second or so"
@@ -57,13 +58,22 @@ class Pacer:
         self._order = itertools.count()
         self._changed = asyncio.Event()
         self._chats: dict[int, float] = {}
+        self._reserved = 0
 
-    def _free_at(self, now: float) -> float:
+    def _free_at(self, now: float, priority: int = 0) -> float:
         while self._sent and self._sent[0] <= now - self.window:
             self._sent.popleft()
-        if len(self._sent) < self.limit:
+        limit = self.limit if priority <= RESERVED_FOR else max(1, self.limit - self._reserved)
+        if len(self._sent) < limit:
             return now
-        return self._sent[len(self._sent) - self.limit] + self.window
+        return self._sent[len(self._sent) - limit] + self.window
+
+    def reserve(self, count: int) -> None:
+        """Keep ``count`` more slots for alerts and urgent rows that will ask soon (a claimed alert waiting
+        for its chat's one-second spacing): less urgent waiters leave them free. ``count`` < 0 gives them back."""
+        self._reserved = max(0, min(self.limit - 1, self._reserved + count))
+        if count < 0:
+            self._notify()
 
     def _notify(self) -> None:
         self._changed.set()
@@ -80,7 +90,7 @@ class Pacer:
                 changed = self._changed
                 if self._waiting[0] == entry:
                     now = self.clock()
-                    delay = self._free_at(now) - now
+                    delay = self._free_at(now, priority) - now
                     if delay <= 0:
                         heapq.heappop(self._waiting)
                         self._sent.append(now)

@@ -32,8 +32,9 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
+from telegram import Chat, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ExtBot
 
@@ -41,10 +42,12 @@ from bot.ratelimit import NO_RETRY, Pacer
 from bot.runtime import Runtime
 from bot.services import incidents, outbox
 from bot.services.outbox import Claimed
+from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 BATCH = 20
+HOLD = 0.75  # seconds the alert lane waits at most for SOS alarms still being written (they go as one message)
 BUDGET_SECONDS = 5.0  # a sweep run drains batch after batch for at most this long; the next run goes on
 
 
@@ -57,8 +60,33 @@ def _markup(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
     )
 
 
+async def _locate(bot: ExtBot[Any], runtime: Runtime, row: Claimed) -> Message:
+    """A live location: sent, moved or stopped (``payload["location"]``, see ``outbox.Location``)."""
+    where = row.payload["location"]
+    if row.method == "sendLocation":
+        return await bot.send_location(chat_id=row.chat_id, latitude=where["latitude"], longitude=where["longitude"],
+                                       live_period=where["live_period"], rate_limit_args=NO_RETRY)
+    try:
+        if row.method == "stopMessageLiveLocation":
+            done = await bot.stop_message_live_location(chat_id=row.chat_id, message_id=where["message_id"],
+                                                        rate_limit_args=NO_RETRY)
+        else:
+            done = await bot.edit_message_live_location(chat_id=row.chat_id, message_id=where["message_id"],
+                                                        latitude=where["latitude"], longitude=where["longitude"],
+                                                        rate_limit_args=NO_RETRY)
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
+        done = True  # it already shows this point (sent once before the answer was lost)
+    if isinstance(done, Message):
+        return done
+    return Message(where["message_id"], runtime.clock.now(), Chat(row.chat_id, Chat.PRIVATE))
+
+
 async def _deliver(bot: ExtBot[Any], runtime: Runtime, row: Claimed) -> Message:
     payload = row.payload
+    if "location" in payload:
+        return await _locate(bot, runtime, row)
     common: dict[str, Any] = {"reply_markup": _markup(payload), "protect_content": payload.get("protect_content"),
                               "rate_limit_args": NO_RETRY}
     file = payload.get("file")
@@ -75,19 +103,22 @@ async def _tell_owner(session: AsyncSession, row: Claimed, *, ok: bool, now: dat
                       attempts: int) -> None:
     """Tell what the row belongs to (an incident's alert) how its delivery went."""
     meta = row.payload.get("meta")
-    if meta and "incident_id" in meta:
+    if meta and "incident_id" in meta and "location" in row.payload:  # the owner's copy of a live location
+        await incidents.location_delivered(session, row, ok=ok, now=now, error=error)
+    elif meta and "incident_id" in meta:
         await incidents.record_delivery(session, meta, ok=ok, now=now, chat_id=row.chat_id, error=error,
                                         attempts=attempts)
 
 
 async def _record(runtime: Runtime, row: Claimed, *, ok: bool, error: str | None = None,
-                  retry_after: float | None = None, final: bool = False, message_id: int | None = None) -> bool:
+                  retry_after: float | None = None, final: bool = False, message_id: int | None = None,
+                  db: Database | None = None) -> bool:
     """Mark the row (sent, retry later, or failed for good) and tell what it belongs to, in one transaction.
 
     Applies only while this sender still holds the claim; returns False (and writes nothing) otherwise.
     """
     now = runtime.clock.now()
-    async with runtime.db.write() as session:
+    async with (db or runtime.db).write() as session:
         attempts: int | None
         if ok:
             attempts = await outbox.mark_sent(session, row, telegram_message_id=message_id, now=now)
@@ -128,20 +159,20 @@ async def _send_one(bot: ExtBot[Any], runtime: Runtime, row: Claimed) -> bool:
     return await _record(runtime, row, ok=True, message_id=message.message_id)
 
 
-async def _release(runtime: Runtime, rows: list[Claimed]) -> None:
+async def _release(runtime: Runtime, rows: list[Claimed], db: Database | None = None) -> None:
     """Give back claims this sender will not use (it was stopped halfway); never raises."""
     try:
-        async with runtime.db.write() as session:
+        async with (db or runtime.db).write() as session:
             await outbox.release(session, rows)
     except Exception as exc:  # the claims lapse with this process's heartbeat anyway
         log.warning("could not release %s outbox claims: %s", len(rows), exc)
 
 
 async def _claim(runtime: Runtime, *, limit: int, max_priority: int | None,
-                 min_priority: int | None, **picking: Any) -> outbox.Claim:
+                 min_priority: int | None, db: Database | None = None, **picking: Any) -> outbox.Claim:
     """Claim a batch and commit; rows to deactivated staff are recorded as skipped in the same transaction."""
     now = runtime.clock.now()
-    async with runtime.db.write() as session:
+    async with (db or runtime.db).write() as session:
         taken = await outbox.claim(session, runtime.instance_id, now=now, limit=limit, max_priority=max_priority,
                                    min_priority=min_priority, quiet=runtime.quiet, **picking)
         for row, reason in taken.skipped:
@@ -194,14 +225,14 @@ def _combined(rows: list[Claimed]) -> Claimed:
 
 async def _record_group(runtime: Runtime, rows: list[Claimed], *, ok: bool, error: str | None = None,
                         retry_after: float | None = None, final: bool = False,
-                        message_id: int | None = None) -> bool:
+                        message_id: int | None = None, db: Database | None = None) -> bool:
     """:func:`_record` for rows sent as one message: each row marked under its own claim, one transaction."""
     if len(rows) == 1:
         return await _record(runtime, rows[0], ok=ok, error=error, retry_after=retry_after, final=final,
-                             message_id=message_id)
+                             message_id=message_id, db=db)
     now = runtime.clock.now()
     recorded = False
-    async with runtime.db.write() as session:
+    async with (db or runtime.db).write() as session:
         for row in rows:
             attempts: int | None
             if ok:
@@ -218,6 +249,14 @@ async def _record_group(runtime: Runtime, rows: list[Claimed], *, ok: bool, erro
             recorded = True
             await _tell_owner(session, row, ok=ok, now=now, error=error, attempts=attempts)
     return recorded
+
+
+def _own_connections_help(db: Database) -> bool:
+    """An SQLite file: a second engine on it sees the same rows (an in-memory database it would not)."""
+    if not db.sqlite:
+        return False
+    name = make_url(db.url).database or ""
+    return bool(name) and name != ":memory:" and not name.startswith("file:") and "mode=memory" not in db.url
 
 
 _SENDERS: dict[str, OutboxSender] = {}
@@ -250,14 +289,20 @@ class OutboxSender:
     LANES = (("alerts", None, int(outbox.Priority.URGENT)), ("outbox", int(outbox.Priority.URGENT) + 1, None))
 
     def __init__(self, bot: ExtBot[Any], runtime: Runtime, pacer: Pacer, *, batch: int = 15, idle: float = 1.0,
-                 combine: int = 5, ahead: float = 0.5) -> None:
+                 combine: int = 5, ahead: float = 0.5, hold: float = HOLD) -> None:
         self.bot, self.runtime, self.pacer = bot, runtime, pacer
-        self.batch, self.idle, self.combine, self.ahead = batch, idle, combine, ahead
+        self.batch, self.idle, self.combine, self.ahead, self.hold = batch, idle, combine, ahead, hold
         self.delivered = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: dict[str, asyncio.Event] = {}
         self._held: set[int] = set()  # chats with a claimed row in one lane: the other lane leaves them alone
         self._stopping = False
+        self._own_db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        """The sender's own connections to an SQLite file (see :meth:`start`), else the bot's."""
+        return self._own_db or self.runtime.db
 
     @property
     def running(self) -> bool:
@@ -267,6 +312,10 @@ class OutboxSender:
         if self.running:
             return
         self._stopping = False
+        if self._own_db is None and _own_connections_help(self.runtime.db):
+            # Its own pool: a crowd of handlers waiting for SQLite's write lock holds every connection of
+            # the bot's pool, and an alert must not wait in that queue for a connection to claim or record.
+            self._own_db = Database(self.runtime.db.url)
         self._wake = {name: asyncio.Event() for name, _, _ in self.LANES}
         self._tasks = [asyncio.create_task(self._lane(name, low, high), name=f"outbox-{name}")
                        for name, low, high in self.LANES]
@@ -290,6 +339,10 @@ class OutboxSender:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self._own_db is not None:
+            own, self._own_db = self._own_db, None
+            with contextlib.suppress(Exception):
+                await own.dispose()
 
     async def _lane(self, name: str, min_priority: int | None, max_priority: int | None) -> None:
         wake = self._wake[name]
@@ -318,11 +371,23 @@ class OutboxSender:
         # alerts are claimed only for a free chat, so those queued meanwhile go together in one message
         ahead = 0.0 if max_priority is not None and max_priority <= outbox.Priority.URGENT else self.ahead
         busy = {chat for chat, free in self.pacer.busy_chats(now).items() if free > now + ahead} | self._held
-        async with self.runtime.db.read() as session:
+        async with self.db.read() as session:
             if not await outbox.anything_due(session, now=self.runtime.clock.now(), max_priority=max_priority,
                                              min_priority=min_priority, exclude_chats=busy):
                 return False
+        if ahead == 0.0 and incidents.alarms_being_raised():
+            # several SOS at once: wait (a little) for the alarms still being written, so a supervisor with
+            # two of them gets one message now rather than one now and the next a second later (the queue is
+            # first come first served: this waits for the alarms that were already on their way, no others)
+            self.pacer.reserve(self.batch)  # meanwhile the replies to those raising them leave the budget to these
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.hold), incidents.raising():
+                        pass
+            finally:
+                self.pacer.reserve(-self.batch)
         taken = await _claim(self.runtime, limit=self.batch, max_priority=max_priority, min_priority=min_priority,
+                             db=self.db,
                              exclude_chats=busy, one_per_chat=True, combine=self.combine)
         if not taken.groups:
             return bool(taken.skipped)
@@ -331,20 +396,28 @@ class OutboxSender:
         pending = sorted(taken.groups, key=lambda group: max(self.pacer.chat_free_at(group[0].chat_id) - now, 0.0))
         chats = {group[0].chat_id for group in pending}
         self._held |= chats
+        # alerts waiting for their chat's spacing keep their slots in the budget: a crowd of replies or a
+        # broadcast must not have used up the second they fall due in
+        reserved = len(pending) if max_priority is not None and max_priority <= outbox.Priority.URGENT else 0
+        self.pacer.reserve(reserved)
         try:
             while pending and not self._stopping:
                 group = pending[0]
                 wait = self.pacer.chat_free_at(group[0].chat_id) - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if reserved:
+                    self.pacer.reserve(-1)
+                    reserved -= 1
                 await self.pacer.acquire(group[0].priority)
                 if await self._send(group):
                     self.delivered += len(group)
                 pending.pop(0)
         finally:
+            self.pacer.reserve(-reserved)
             self._held -= chats
             if pending:  # cancelled (shutdown) or the database failed: the others may take them now
-                await _release(self.runtime, [row for group in pending for row in group])
+                await _release(self.runtime, [row for group in pending for row in group], self.db)
         return True
 
     async def _send(self, rows: list[Claimed]) -> bool:
@@ -358,24 +431,27 @@ class OutboxSender:
             retry = value.total_seconds() if isinstance(value, timedelta) else float(value)
             self.pacer.chat_wait(chat, retry)  # only this chat waits; the others go on
             log.warning("outbox #%s to %s: flood control, retry after %ss", rows[0].id, chat, retry)
-            await _record_group(self.runtime, rows, ok=False, error=f"429 retry_after={retry}", retry_after=retry)
+            await _record_group(self.runtime, rows, ok=False, error=f"429 retry_after={retry}", retry_after=retry,
+                                db=self.db)
             return False
         except (Forbidden, BadRequest) as exc:
             self.pacer.chat_sent(chat)
             log.error("outbox #%s to %s failed for good: %s", rows[0].id, chat, exc)
-            await _record_group(self.runtime, rows, ok=False, error=f"{type(exc).__name__}: {exc}", final=True)
+            await _record_group(self.runtime, rows, ok=False, error=f"{type(exc).__name__}: {exc}", final=True,
+                                db=self.db)
             return False
         except (NetworkError, TimedOut, OSError) as exc:
             self.pacer.chat_sent(chat)
             log.warning("outbox #%s: network problem, will retry: %s", rows[0].id, exc)
-            await _record_group(self.runtime, rows, ok=False, error=f"{type(exc).__name__}: {exc}")
+            await _record_group(self.runtime, rows, ok=False, error=f"{type(exc).__name__}: {exc}", db=self.db)
             return False
         except TelegramError as exc:
             self.pacer.chat_sent(chat)
             log.error("outbox #%s to %s failed: %s", rows[0].id, chat, exc)
-            await _record_group(self.runtime, rows, ok=False, error=f"{type(exc).__name__}: {exc}", final=True)
+            await _record_group(self.runtime, rows, ok=False, error=f"{type(exc).__name__}: {exc}", final=True,
+                                db=self.db)
             return False
         self.pacer.chat_sent(chat)  # answered: the chat's next message no sooner than a second from now
         if len(rows) > 1:
             log.info("outbox: %s alerts to %s sent as one message", len(rows), chat)
-        return await _record_group(self.runtime, rows, ok=True, message_id=sent.message_id)
+        return await _record_group(self.runtime, rows, ok=True, message_id=sent.message_id, db=self.db)

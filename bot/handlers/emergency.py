@@ -63,7 +63,7 @@ async def _send_alerts_now(context: FieldbotContext) -> None:
 async def sos(update: Update, context: FieldbotContext) -> None:
     staff, runtime, chat = context.staff, context.runtime, update.effective_chat
     assert staff is not None and chat is not None
-    async with write_once(update, context) as session:
+    async with incidents.raising(), write_once(update, context) as session:
         incident, new = await incidents.raise_alarm(session, staff.id, reason="sos", now=runtime.clock.now(),
                                                     policy=incidents.Policy.of(runtime.settings))
     log.warning("SOS from staff %s: incident %s (%s)", staff.id, incident.id, "new" if new else "again")

@@ -18,7 +18,9 @@ location feed, SOS again, a PIN lock) still does. Raising the alarm again shows 
 
 from __future__ import annotations
 
+import asyncio
 import statistics
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -204,6 +206,31 @@ def _next_level(incident: Incident, policy: Policy) -> None:
         incident.level, incident.rounds = 1, incident.rounds + 1  # the whole ladder again
     else:
         incident.level += 1
+
+
+_RAISING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def raising() -> asyncio.Lock:
+    """The SOS handlers of this process write their alarms one after another, in the order they came.
+
+    SQLite admits one writer at a time anyway; without this queue fifty alarms at once wait for its write
+    lock in SQLite's busy handler, each sleeping 1, 2, 5, ... 100 ms in its connection's thread, and the
+    lock stays idle between them. Here the next alarm starts the moment the previous one commits. Other
+    writers (and other processes) still meet SQLite's busy timeout as before. While it is held, alarms
+    are being raised: the alert sender waits a moment for them (:func:`alarms_being_raised`).
+    """
+    loop = asyncio.get_running_loop()
+    lock = _RAISING.get(loop)
+    if lock is None:
+        lock = _RAISING[loop] = asyncio.Lock()
+    return lock
+
+
+def alarms_being_raised() -> bool:
+    """Whether an SOS of this process is writing its alarm now (or several are waiting to)."""
+    lock = _RAISING.get(asyncio.get_running_loop())
+    return lock is not None and lock.locked()
 
 
 async def raise_alarm(session: AsyncSession, collector_id: int, *, reason: str, now: datetime,
