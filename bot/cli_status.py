@@ -1,8 +1,10 @@
 """``fieldbot status [--json] [--check]``: the machine's health, for people, scripts and a cron job.
 
-``--check`` prints one line and exits 1 when no process has been seen alive for two minutes or the
-last successful backup is more than 26 hours old (0 otherwise): run it from cron on another machine,
-so a supervisor hears of it while the bot itself is down. The database is only read, never migrated.
+``--check`` prints one line and exits 1 when no process has been seen alive for two minutes, the
+last successful backup is more than 26 hours old, or the audit log no longer holds what its checkpoint
+file recorded (0 otherwise): run it from cron on another machine, so a supervisor hears of it while the
+bot itself is down. The plain and ``--json`` forms also say when each sweep last ran. The database is
+only read, never migrated.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ EXIT_PROBLEM = 1
 
 def register(sub: Any) -> None:
     """Add this module's commands to the ``fieldbot`` parser's subcommands."""
-    parser = sub.add_parser("status", help="the bot's health: heartbeat, backups, outbox, disk, outages")
+    parser = sub.add_parser("status", help="the bot's health: heartbeat, sweeps, backups, outbox, disk, audit, "
+                                           "outages")
     parser.add_argument("--json", action="store_true", help="everything as JSON, for scripts")
     parser.add_argument("--check", action="store_true",
-                        help="one line; exit 1 if the bot is down or the last good backup is over 26 hours old")
+                        help="one line; exit 1 if the bot is down, the last good backup is over 26 hours old, "
+                             "or the audit log lost what its checkpoint recorded")
     parser.set_defaults(func=cmd_status)
 
 

@@ -8,7 +8,10 @@
 * The database, media, rejects file and backup are owner-only on their own, with the usual umask 022
   kept for the whole command (``fieldbot`` normally sets 077, which would hide a file made 0644).
 * ``fieldbot audit verify`` exits 1 naming what is missing or altered for each of the five tamperings.
-* Known holes, as strict xfails (they pass once the code is fixed; then drop the mark).
+* The holes a review found, closed: a cut hidden by deleting the checkpoint file (and the minute sweep
+  writing a fresh one at the cut head) or by putting an old one back; a damaged copy in a backup folder
+  kept by every later backup. With them: the sweep's alerts, an approved restore of an older backup
+  not taken for a cut, and ``status`` showing when the sweeps last ran.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -32,13 +36,16 @@ from sqlalchemy import delete, func, select
 from bot import cli
 from bot.clock import ManualClock
 from bot.config import Settings
+from bot.i18n import translator
 from bot.runtime import Runtime
-from bot.services import audit, audit_checkpoint, backup, backup_manifest
+from bot.sandbox.harness import BotHarness
+from bot.services import audit, audit_checkpoint, backup, backup_manifest, health, retention
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
-from bot.storage.models import AuditEntry, Case, Evidence, Role, Staff, Visit
+from bot.storage.models import AuditEntry, Case, Evidence, OutboxMessage, Role, Staff, Visit
 from tests.case_files import sample_cases, write_cases_csv
 from tests.conftest import PG_ENV, _drop_pg_database, _fresh_pg_database
+from tests.field_office import ADMIN
 
 
 def settings_for(database: Database, data_dir: Path, *folders: Path) -> Settings:
@@ -303,7 +310,7 @@ def test_cli_audit_verify_names_each_tampering(tmp_path: Path, monkeypatch: pyte
     assert named.format(n=n, n1=n - 1, n2=n - 2, n_next=n + 1) in out, out
 
 
-# -- known holes (strict xfail: they fail today; they pass, and must be un-marked, once fixed) ------------
+# -- the holes the review found (strict xfails until they were fixed) -------------------------------------
 
 async def _ten_entries(database: Database, clock: ManualClock, tmp_path: Path) -> Runtime:
     settings = settings_for(database, tmp_path / "data", tmp_path / "hq")
@@ -319,9 +326,6 @@ async def _verify(runtime: Runtime) -> audit.VerifyResult:
         return await audit.verify(session, checkpoints=audit_checkpoint.known_heads(runtime.settings))
 
 
-@pytest.mark.xfail(strict=True, reason="audit_checkpoint.sweep writes a fresh checkpoint at the cut head when the "
-                   "file is missing, and known_heads then ignores the backups' manifests (README says a cut is "
-                   "caught back to the last backup)")
 async def test_a_cut_stays_caught_after_the_checkpoint_file_is_deleted_and_the_minute_sweep_runs(
         database: Database, clock: ManualClock, tmp_path: Path) -> None:
     runtime = await _ten_entries(database, clock, tmp_path)
@@ -337,8 +341,6 @@ async def test_a_cut_stays_caught_after_the_checkpoint_file_is_deleted_and_the_m
     assert not result.ok and result.problem == "missing" and (result.bad_seq, result.missing_to) == (5, 10)
 
 
-@pytest.mark.xfail(strict=True, reason="known_heads uses only the checkpoint file when it is present and trusted: "
-                   "an older genuine checkpoint put back hides a cut that a newer backup's manifest records")
 async def test_an_old_checkpoint_put_back_does_not_hide_a_cut_a_newer_backup_recorded(
         database: Database, clock: ManualClock, tmp_path: Path) -> None:
     runtime = await _ten_entries(database, clock, tmp_path)
@@ -358,9 +360,6 @@ async def test_an_old_checkpoint_put_back_does_not_hide_a_cut_a_newer_backup_rec
     assert not result.ok and (result.bad_seq, result.missing_to) == (11, 15)
 
 
-@pytest.mark.xfail(strict=True, reason="backup._copy_media skips a file already in the folder when its size "
-                   "matches, without hashing it: a damaged copy stays, and the next backup reports ok but cannot "
-                   "be restored")
 async def test_the_next_backup_repairs_or_reports_a_damaged_copy(database: Database, clock: ManualClock,
                                                                  tmp_path: Path) -> None:
     data, hq = tmp_path / "data", tmp_path / "hq"
@@ -375,3 +374,243 @@ async def test_the_next_backup_repairs_or_reports_a_damaged_copy(database: Datab
     except backup.BackupError:
         return  # reported as a failed backup: the admins hear of it
     assert backup.check_backup(second.manifest) == []  # or copied again: the new backup is whole
+
+
+# -- what the fixes bring along ----------------------------------------------------------------------------
+
+ADMIN_CHAT = 9901
+
+
+async def _admin(database: Database, clock: ManualClock) -> None:
+    async with database.write() as session:
+        session.add(Staff(name="Admin", role=Role.ADMIN, active=True, created_at=clock.now(),
+                          telegram_user_id=ADMIN_CHAT, locale="en"))
+
+
+async def _alerts(database: Database, kind: str) -> list[str]:
+    async with database.read() as session:
+        rows = (await session.scalars(select(OutboxMessage).where(
+            OutboxMessage.chat_id == ADMIN_CHAT, OutboxMessage.kind == kind).order_by(OutboxMessage.id))).all()
+    return [str(r.payload["text"]) for r in rows]
+
+
+async def _record(database: Database, clock: ManualClock, n: int, action: str = "visit.approved") -> None:
+    async with database.write() as session:
+        for i in range(n):
+            await audit.record(session, action=action, object_type="visit", object_id=i, at=clock.now())
+
+
+async def test_the_sweep_keeps_the_known_head_alerts_once_a_day_and_never_moves_back(
+        database: Database, clock: ManualClock, tmp_path: Path) -> None:
+    runtime = await _ten_entries(database, clock, tmp_path)
+    await _admin(database, clock)
+    await backup.make_backup(database, runtime.settings, now=clock.now())  # head #10, and no checkpoint file yet
+    path = audit_checkpoint.checkpoint_path(runtime.settings)
+    assert not path.exists()
+    async with database.write() as session:
+        await session.execute(delete(AuditEntry).where(AuditEntry.seq >= 5))
+
+    for _ in range(3):  # three minutes: one alert that day
+        clock.advance(timedelta(minutes=1))
+        assert await audit_checkpoint.sweep(runtime) == 0
+    kept = audit_checkpoint.read(path)
+    assert kept is not None and kept.seq == 10  # the backup's head, recorded beside the database
+    alerts = await _alerts(database, audit_checkpoint.ALERT_KIND)
+    assert len(alerts) == 1 and "entries #5 to #10 are gone" in alerts[0] and "the database now has 4" in alerts[0]
+
+    await _record(database, clock, 8)  # the bot writes on: #5 to #12, not the entries the backup recorded
+    clock.advance(timedelta(minutes=1))
+    assert await audit_checkpoint.sweep(runtime) == 0
+    assert audit_checkpoint.read(path) == kept  # not moved to #12
+    alerts = await _alerts(database, audit_checkpoint.ALERT_KIND)
+    assert len(alerts) == 2 and alerts[1].startswith("⚠️ The audit log was rewritten: entry #10 is not the one")
+
+    for snapshot in backup_manifest.snapshot_folders(tmp_path / "hq"):  # the backup pruned, or taken away
+        for item in snapshot.iterdir():
+            item.unlink()
+        snapshot.rmdir()
+    result = await _verify(runtime)
+    assert not result.ok and (result.problem, result.bad_seq) == ("diverged", 10)  # the file still knows
+
+    clock.advance(timedelta(days=1))
+    assert await audit_checkpoint.sweep(runtime) == 0
+    assert len(await _alerts(database, audit_checkpoint.ALERT_KIND)) == 3  # told again the next day
+
+
+async def test_an_approved_restore_of_an_older_backup_is_no_cut(database: Database, clock: ManualClock,
+                                                               tmp_path: Path) -> None:
+    runtime = await _ten_entries(database, clock, tmp_path)
+    older = await backup.make_backup(database, runtime.settings, now=clock.now())  # head #10 (its entry: #11)
+    clock.advance(timedelta(hours=1))
+    await _record(database, clock, 5)
+    newer = await backup.make_backup(database, runtime.settings, now=clock.now())  # head #16, same folder
+    assert (older.manifest.audit_head.seq, newer.manifest.audit_head.seq) == (10, 16)
+
+    clock.advance(timedelta(hours=1))  # head office approves going back to the older one
+    target_url = f"sqlite+aiosqlite:///{tmp_path / 'restored' / 'fieldbot.db'}"
+    restored = tmp_path / "restored-data"
+    await backup.restore(runtime.settings, source=tmp_path / "hq" / "snapshots" / older.backup_id,
+                         target_url=target_url, data_dir=restored, by="test", now=clock.now())
+    target = Database(target_url)
+    try:
+        again = Runtime(settings=settings_for(target, restored, tmp_path / "hq"), db=target, clock=clock)
+        result = await _verify(again)  # #11 (the restore's entry): backup #16 belongs to the history replaced
+        assert result.ok and result.checkpoint is not None and result.checkpoint.seq == 11
+        await _record(target, clock, 2)
+        clock.advance(timedelta(minutes=1))
+        assert await audit_checkpoint.sweep(again) == 1
+        clock.advance(timedelta(minutes=1))
+        await backup.make_backup(target, again.settings, now=clock.now())  # head #13, made after the restore
+        await _record(target, clock, 1)
+        clock.advance(timedelta(minutes=1))
+        assert await audit_checkpoint.sweep(again) == 1
+        result = await _verify(again)
+        assert result.ok and result.checkpoint is not None and result.checkpoint.seq == 15
+
+        path = audit_checkpoint.checkpoint_path(again.settings)
+        path.unlink()  # the restore's mark goes with the file: verify errs on the side of a cut ...
+        result = await _verify(again)
+        assert not result.ok and (result.bad_seq, result.missing_to) == (16, 16)
+        clock.advance(timedelta(minutes=1))
+        assert await audit_checkpoint.sweep(again) == 1  # ... until the sweep finds the restore's entry
+        result = await _verify(again)
+        assert result.ok and result.checkpoint is not None and result.checkpoint.seq == 15
+
+        async with target.write() as session:  # a cut after the restore is still caught
+            await session.execute(delete(AuditEntry).where(AuditEntry.seq >= 14))
+        clock.advance(timedelta(minutes=1))
+        assert await audit_checkpoint.sweep(again) == 0
+        result = await _verify(again)
+        assert not result.ok and (result.bad_seq, result.missing_to) == (14, 15)
+    finally:
+        await target.dispose()
+
+
+async def test_a_restore_entry_added_without_the_key_retires_no_backup(database: Database, clock: ManualClock,
+                                                                      tmp_path: Path) -> None:
+    runtime = await _ten_entries(database, clock, tmp_path)
+    await backup.make_backup(database, runtime.settings, now=clock.now())  # head #10
+    clock.advance(timedelta(hours=1))
+    async with database.write() as session:
+        await session.execute(delete(AuditEntry).where(AuditEntry.seq >= 5))
+        last = await session.scalar(select(AuditEntry).where(AuditEntry.seq == 4))
+        assert last is not None
+        fields: dict[str, Any] = dict(seq=5, at=clock.now(), actor_id=None, action=audit_checkpoint.RESTORE_ACTION,
+                                      object_type="backup", object_id="x", details="{}", prev_hash=last.hash)
+        session.add(AuditEntry(**fields, hash=audit.entry_hash(**fields, key=secrets.token_bytes(32))))
+    assert await audit_checkpoint.sweep(runtime) == 0
+    kept = audit_checkpoint.read(audit_checkpoint.checkpoint_path(runtime.settings))
+    assert kept is not None and kept.seq == 10
+
+
+async def test_a_damaged_copy_is_replaced_counted_and_the_admins_told(database: Database, clock: ManualClock,
+                                                                      tmp_path: Path) -> None:
+    data, hq = tmp_path / "data", tmp_path / "hq"
+    settings = settings_for(database, data, hq)
+    await _admin(database, clock)
+    media = MediaStore(data)
+    for _ in range(3):
+        media.put(os.urandom(5000), kind="evidence", suffix=".ogg")
+    first = await backup.make_backup(database, settings, now=clock.now())
+    assert first.repaired == [] and first.copied == 3
+    rotten, short = (entry.in_folder(hq) for entry in first.manifest.files[:2])
+    body = rotten.read_bytes()
+    rotten.write_bytes(body[:-1] + bytes([body[-1] ^ 1]))  # one bit, same size
+    short.write_bytes(short.read_bytes()[:100])
+
+    clock.advance(timedelta(days=1))
+    second = await backup.make_backup(database, settings, now=clock.now())
+    assert sorted(second.repaired) == sorted([str(rotten), str(short)]) and second.copied == 2
+    assert backup.check_backup(second.manifest) == []
+    async with database.read() as session:
+        made = await session.scalar(select(AuditEntry).where(AuditEntry.action == "backup.made")
+                                    .order_by(AuditEntry.seq.desc()).limit(1))
+    assert made is not None and sorted(json.loads(made.details)["repaired"]) == sorted([str(rotten), str(short)])
+    alerts = await _alerts(database, "backup_alert")
+    assert len(alerts) == 1 and "found 2 damaged file copies" in alerts[0]
+
+    clock.advance(timedelta(days=1))
+    third = await backup.make_backup(database, settings, now=clock.now())  # whole again: nothing to say
+    assert (third.repaired, third.copied) == ([], 0)
+    assert len(await _alerts(database, "backup_alert")) == 1
+
+
+async def test_status_shows_when_the_sweeps_last_ran_and_a_cut(database: Database, clock: ManualClock,
+                                                               tmp_path: Path) -> None:
+    en, tz = translator("en"), ZoneInfo("Asia/Shanghai")
+    runtime = await _ten_entries(database, clock, tmp_path)
+    async with database.read() as session:
+        state = await health.status(session, runtime.settings, clock.now())
+    assert state.sweeps == health.SweepRuns(None, None, None, None) and state.last_sweep_at is None
+    shown = health.lines(en, state, tz)
+    assert "Sweeps: no run recorded yet" in shown and "· backup (daily): not run yet" in shown
+
+    start = clock.now()
+    await retention.sweep(runtime)  # the month's run (nothing due)
+    clock.advance(timedelta(minutes=2))
+    await backup.make_backup(database, runtime.settings, now=clock.now())
+    clock.advance(timedelta(minutes=3))
+    await health.sweep(runtime)
+    clock.advance(timedelta(minutes=1))
+    assert await audit_checkpoint.sweep(runtime) == 1
+    clock.advance(timedelta(minutes=1))
+    assert await audit_checkpoint.sweep(runtime) == 0  # nothing new to write: it ran all the same
+    clock.advance(timedelta(seconds=30))
+    now = clock.now()
+    async with database.read() as session:
+        state = await health.status(session, runtime.settings, now)
+    runs = state.sweeps
+    assert (runs.retention, runs.backup, runs.health) == (start, start + timedelta(minutes=2),
+                                                           start + timedelta(minutes=5))
+    assert runs.checkpoint is not None and abs(runs.checkpoint - (start + timedelta(minutes=7))) < timedelta(seconds=1)
+    assert state.last_sweep_at == runs.checkpoint
+    assert (state.audit_head, state.audit_checkpoint, state.audit_checkpoint_problem) == (11, 11, None)
+    assert [key for key, _ in health.problems(state) if key.startswith("status.check.audit")] == []
+    shown = health.lines(en, state, tz)
+    assert any(line.startswith("Sweeps: last run") and "30 seconds ago" in line for line in shown), shown
+    assert any(line.startswith("· retention purge (monthly): last ran") and "8 minutes ago" in line
+               for line in shown), shown
+    assert any(line.startswith("· audit checkpoint (every minute): last ran") for line in shown), shown
+    assert "Audit log: head at entry 11; checkpoint at entry 11" in shown
+    assert state.as_json()["sweeps"]["backup"] == (start + timedelta(minutes=2)).isoformat()
+
+    async with database.write() as session:  # a cut while the bot runs: status --check says so
+        await session.execute(delete(AuditEntry).where(AuditEntry.seq >= 9))
+    async with database.read() as session:
+        state = await health.status(session, runtime.settings, now)
+    assert state.audit_checkpoint_problem == "cut"
+    line = health.problem_line(en, state, tz)
+    assert "the audit log has 8 entries but its checkpoint recorded 11" in line, line
+
+
+async def test_a_checkpoint_it_cannot_trust_is_told_to_the_admins_once_a_day(database: Database, clock: ManualClock,
+                                                                             tmp_path: Path) -> None:
+    runtime = await _ten_entries(database, clock, tmp_path)
+    await _admin(database, clock)
+    assert await audit_checkpoint.sweep(runtime) == 1
+    path = audit_checkpoint.checkpoint_path(runtime.settings)
+    data = json.loads(path.read_text())
+    data["seq"] = 3
+    path.write_text(json.dumps(data))
+    for _ in range(2):
+        clock.advance(timedelta(minutes=1))
+        assert await audit_checkpoint.sweep(runtime) == 0
+    alerts = await _alerts(database, audit_checkpoint.ALERT_KIND)
+    assert len(alerts) == 1 and alerts[0].startswith("⚠️ The audit checkpoint file cannot be trusted")
+    async with database.read() as session:
+        state = await health.status(session, runtime.settings, clock.now())
+    assert state.audit_checkpoint_problem == "untrusted" and state.audit_checkpoint is None
+
+
+async def test_the_status_command_says_when_the_sweeps_last_ran(harness: BotHarness, office: dict[str, int]) -> None:
+    runtime = harness.runtime
+    await health.sweep(runtime)
+    assert await audit_checkpoint.sweep(runtime) == 1
+    harness.clock.advance(timedelta(minutes=2))
+    reply = harness.replies(await harness.send(harness.updates.command(ADMIN, "/status")), ADMIN.id)
+    assert len(reply) == 1
+    lines = reply[0].splitlines()
+    assert any(line.startswith("Sweeps: last run") and "2 minutes ago" in line for line in lines), lines
+    assert any(line.startswith("· health check (every minute): last ran") for line in lines), lines
+    assert any(line.startswith("· audit checkpoint (every minute): last ran") for line in lines), lines
+    assert "· backup (daily): not run yet" in lines and "· retention purge (monthly): not run yet" in lines

@@ -1,4 +1,5 @@
-"""/status: the machine's health for the admin office (heartbeat, backups, outbox, disk, outages)."""
+"""/status: the machine's health for the admin office (heartbeat, when the sweeps last ran, backups, outbox,
+disk, the audit log against its checkpoint, outages)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@
    so the dump, the row counts and the list of files all describe the same instant.
 2. Every media file not yet in the folder (photos, recordings, the sealed bank files, reports):
    the store is content-addressed, so a file already there is not copied again (incremental). Each
-   copy is hashed as it lands.
+   copy is hashed as it lands, and a copy already there is hashed again at every backup: a damaged one
+   (same size or not) is copied again, logged, and the admins are told (:func:`_copy_media`).
 3. A manifest (``backup_manifest.py``): SHA-256 of every file, the row counts and the audit head,
    signed with the audit key. It goes last: a snapshot folder without a manifest is not a backup.
 
@@ -42,6 +43,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.config import Settings
+from bot.i18n import N_
 from bot.runtime import Runtime
 from bot.services import audit, audit_checkpoint, outbox
 from bot.services.backup_manifest import (
@@ -90,6 +92,7 @@ class BackupResult:
     manifest: Manifest
     copied: int = 0  # media files copied this time, counted once per folder
     bytes_copied: int = 0
+    repaired: list[str] = field(default_factory=list)  # damaged copies found in a folder and copied again
     pruned: Pruned | None = None
 
 
@@ -210,23 +213,47 @@ def _content_hash(relative: Path, data_dir: Path) -> str:
     return sha256_file(data_dir / relative)
 
 
-def _copy_media(data_dir: Path, files: Sequence[Path], folder: Path) -> tuple[list[FileEntry], int, int]:
-    entries, copied, size_copied = [], 0, 0
+@dataclass
+class Copied:
+    """What :func:`_copy_media` did in one folder."""
+
+    entries: list[FileEntry] = field(default_factory=list)
+    copied: int = 0
+    bytes_copied: int = 0
+    repaired: list[str] = field(default_factory=list)  # copies found damaged and copied again (their paths)
+
+
+def _copy_media(data_dir: Path, files: Sequence[Path], folder: Path) -> Copied:
+    """Copy to ``folder`` every file not yet there, and every copy there that is damaged.
+
+    A copy already in the folder is hashed every time, not trusted for its size: a same-size change (bit
+    rot, a bad sector, an overwrite) would otherwise stay, and every later backup would say ok and not
+    restore. The cost: each backup reads every media copy of each folder once (the media store's size,
+    per folder, per day); only new or damaged files are written. A damaged copy is replaced, logged, and
+    counted in :attr:`BackupResult.repaired`, the audit entry and a notice to the admins."""
+    done = Copied()
     for relative in files:
         source = data_dir / relative
         digest = _content_hash(relative, data_dir)
         size = source.stat().st_size
         entry = FileEntry(path=relative.as_posix(), sha256=digest, size=size)
         target = entry.in_folder(folder)
-        if not (target.exists() and target.stat().st_size == size):
-            copy_private(source, target)
-            if sha256_file(target) != digest:
-                target.unlink(missing_ok=True)
-                raise BackupError(f"{relative}: its copy in {folder} does not match its SHA-256 (changed on disk?)")
-            copied += 1
-            size_copied += size
-        entries.append(entry)
-    return entries, copied, size_copied
+        present = target.exists()
+        if present and target.stat().st_size == size and sha256_file(target) == digest:
+            done.entries.append(entry)
+            continue
+        if present:
+            log.warning("backup folder %s: the copy of %s was damaged (its SHA-256 or size does not match); "
+                        "copied again", folder, relative)
+            done.repaired.append(str(target))
+        copy_private(source, target)
+        if sha256_file(target) != digest:
+            target.unlink(missing_ok=True)
+            raise BackupError(f"{relative}: its copy in {folder} does not match its SHA-256 (changed on disk?)")
+        done.copied += 1
+        done.bytes_copied += size
+        done.entries.append(entry)
+    return done
 
 
 # -- pruning ----------------------------------------------------------------------------------------------
@@ -328,10 +355,11 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
             audit_head=audit.Head(seq=snap.head.seq, hash=snap.head.hash, at=now, source=f"backup {backup_id}"))
         result = BackupResult(backup_id=backup_id, folders=folders, manifest=manifest)
         for folder in folders:
-            entries, copied, size = await asyncio.to_thread(_copy_media, settings.data_dir, files, folder)
-            manifest.files = entries
-            result.copied += copied
-            result.bytes_copied += size
+            done_in = await asyncio.to_thread(_copy_media, settings.data_dir, files, folder)
+            manifest.files = done_in.entries
+            result.copied += done_in.copied
+            result.bytes_copied += done_in.bytes_copied
+            result.repaired += done_in.repaired
             target = folder / "snapshots" / backup_id
             await asyncio.to_thread(copy_private, db_file, target / db_file.name)
             if await asyncio.to_thread(sha256_file, target / db_file.name) != manifest.database_sha256:
@@ -366,7 +394,12 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
         await audit.record(session, action="backup.made", object_type="backup", object_id=backup_id,
                            details={"folders": [str(f) for f in folders], "files": len(files),
                                     "copied": result.copied, "audit_seq": snap.head.seq, "by": actor,
+                                    "repaired": result.repaired,
                                     "pruned_snapshots": pruned.snapshots, "pruned_files": pruned.files}, at=now)
+    if result.repaired:
+        await _tell_admins(database, key=N_("backup.alert_repaired"), what="backup_alert", now=now,
+                           dedupe=f"backup-repaired:{backup_id}", count=len(result.repaired),
+                           example=result.repaired[0])
     return result
 
 
@@ -639,12 +672,14 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
         if not result.ok:
             raise RestoreRefused("the restored audit log does not verify", [result.describe()])
         async with database.write() as session:
-            await audit.record(session, action="system.restore", object_type="backup", object_id=manifest.backup_id,
+            await audit.record(session, action=audit_checkpoint.RESTORE_ACTION, object_type="backup",
+                               object_id=manifest.backup_id,
                                details={"by": by, "approval": approval, "source": str(manifest.folder),
                                         "overwrote": occupied, "kept_aside": kept_aside, "files": files,
                                         "audit_seq": manifest.audit_head.seq}, at=now)
             head = await audit.head(session)
-        audit_checkpoint.write(data_dir / audit_checkpoint.FILE_NAME, audit.Head(seq=head.seq, hash=head.hash, at=now))
+        audit_checkpoint.write(data_dir / audit_checkpoint.FILE_NAME, audit.Head(seq=head.seq, hash=head.hash, at=now),
+                               restored_at=now)  # the heads of backups made before it are another history
     finally:
         await database.dispose()
     return RestoreResult(manifest=manifest, verify=result, counts=counts, files=files, kept_aside=kept_aside)

@@ -2,11 +2,14 @@
 
 **Status.** :func:`status` reads, in a handful of small indexed queries, what an operator asks first:
 the version, the database and its schema revision, the last backup and its age, the newest heartbeat
-of a running process and who holds the sweep lease, the outbox backlog, free disk space under the data
-folder, the audit log's head and the outages whose 12-hour repair window still runs. :func:`problems`
-is what ``fieldbot status --check`` exits 1 for: no process seen alive for :data:`GAP`, or no
-successful backup within :data:`BACKUP_MAX_AGE`. A cron job on another machine runs it, so someone
-hears about it while the bot itself cannot say anything.
+of a running process and who holds the sweep lease, when the sweeps last ran (:class:`SweepRuns`, read
+from what they write anyway), the outbox backlog, free disk space under the data folder, the audit
+log's head against its checkpoint file and the outages whose 12-hour repair window still runs.
+:func:`problems` is what ``fieldbot status --check`` exits 1 for: no process seen alive for
+:data:`GAP`, no successful backup within :data:`BACKUP_MAX_AGE`, or an audit log that no longer holds
+the entry its checkpoint file recorded (cut short or rewritten), or a checkpoint file that cannot be
+trusted. A cron job on another machine runs it, so someone hears about it while the bot itself cannot
+say anything.
 
 **Outages.** The SOP repairs a system failure within 12 hours. The health sweep (every 60 s, in the
 process holding the sweep lease) keeps a marker of the last moment the bot was seen alive: the
@@ -28,7 +31,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,11 +46,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.i18n import N_, Translator
 from bot.runtime import Runtime
-from bot.services import audit, outbox, policy
+from bot.services import audit, audit_checkpoint, outbox, policy
 from bot.services.actor import StaffView
 from bot.services.leases import HEARTBEAT_TTL, SWEEPS
 from bot.services.people import t_for
-from bot.storage.models import AuditEntry, Backup, Instance, Outage, OutboxMessage, Role, Staff, SweepLease
+from bot.services.retention import RUN_KIND as RETENTION_RUN
+from bot.storage.models import (
+    AuditEntry,
+    Backup,
+    Instance,
+    Outage,
+    OutboxMessage,
+    ReportRun,
+    Role,
+    Staff,
+    SweepLease,
+)
 
 GAP = timedelta(seconds=120)  # longer than this without a live process is an outage
 BACKUP_MAX_AGE = timedelta(hours=26)  # a daily backup, with two hours to spare
@@ -56,6 +70,24 @@ ALIVE = "health.alive"  # the sweep_leases row that remembers when the bot was l
 NOTIFIED_ROLES = (Role.SUPERVISOR.value, Role.ADMIN.value)
 BACKUP_LINES = {"ok": N_("status.backup.ok"), "failed": N_("status.backup.failed"),
                 "running": N_("status.backup.running")}
+CHECKPOINT_PROBLEMS = {"untrusted": N_("status.check.audit_untrusted"), "cut": N_("status.check.audit_cut"),
+                       "diverged": N_("status.check.audit_diverged")}
+SWEEP_NAMES = {"health": N_("status.sweep.health"), "checkpoint": N_("status.sweep.checkpoint"),
+               "backup": N_("status.sweep.backup"), "retention": N_("status.sweep.retention")}
+
+
+@dataclass(frozen=True)
+class SweepRuns:
+    """When the custody sweeps last ran, read from what each of them writes anyway."""
+
+    health: datetime | None  # the health.alive marker, moved at every run (every minute)
+    checkpoint: datetime | None  # the audit checkpoint file's modification time, set at every run (every minute)
+    backup: datetime | None  # the newest backups row: a backup made or tried (daily sweep or ``fieldbot backup``)
+    retention: datetime | None  # the newest monthly retention run (its report_runs row)
+
+    def newest(self) -> datetime | None:
+        moments = [m for m in (self.health, self.checkpoint, self.backup, self.retention) if m is not None]
+        return max(moments) if moments else None
 
 
 @dataclass(frozen=True)
@@ -111,6 +143,10 @@ class Status:
     audit_head: int | None
     open_outages: list[OutageInfo]  # outages whose 12-hour repair window still runs
     last_outage: OutageInfo | None
+    audit_checkpoint: int | None  # the head the checkpoint file records (None: no file, or not trusted)
+    audit_checkpoint_problem: str | None  # "untrusted" | "cut" | "diverged" (:data:`CHECKPOINT_PROBLEMS`)
+    sweeps: SweepRuns
+    last_sweep_at: datetime | None  # the newest of :attr:`sweeps`
 
     def as_json(self) -> dict[str, Any]:
         def plain(value: Any) -> Any:
@@ -162,8 +198,25 @@ def _disk(settings: Settings) -> tuple[int | None, int | None]:
     return usage.free, usage.total
 
 
+def _checkpoint(settings: Settings) -> tuple[audit.Head | None, bool, datetime | None]:
+    """The checkpoint file's head, whether it is untrusted, and when the checkpoint sweep last ran."""
+    path = audit_checkpoint.checkpoint_path(settings)
+    try:
+        ran = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None, False, None
+    try:
+        return audit_checkpoint.read(path), False, ran
+    except audit_checkpoint.CheckpointError:
+        return None, True, ran
+    except audit.AuditKeyMissing:  # a process that did not load the key: nothing to check it with
+        return None, False, ran
+
+
 async def status(session: AsyncSession, settings: Settings, now: datetime) -> Status:
     """Everything ``fieldbot status`` and ``/status`` show, read in one transaction."""
+    # the file first: an entry it names was committed before it was written, so the reads below see it
+    checkpoint, untrusted, checkpoint_ran = _checkpoint(settings)
     revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
     newest = await session.scalar(select(Backup).order_by(Backup.started_at.desc(), Backup.id.desc()).limit(1))
     good = await session.scalar(select(func.max(Backup.finished_at)).where(Backup.status == "ok"))
@@ -179,12 +232,21 @@ async def status(session: AsyncSession, settings: Settings, now: datetime) -> St
     failed = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
         unsent, OutboxMessage.failed_at.is_not(None)))
     head = await session.scalar(select(func.max(AuditEntry.seq)))
+    problem = "untrusted" if untrusted else None
+    if checkpoint is not None and checkpoint.seq > 0:
+        if checkpoint.seq > (head or 0):
+            problem = "cut"
+        elif await session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == checkpoint.seq)) != checkpoint.hash:
+            problem = "diverged"
+    retention_ran = await session.scalar(select(func.max(ReportRun.created_at)).where(ReportRun.kind == RETENTION_RUN))
     open_rows = list(await session.scalars(select(Outage).where(Outage.repair_due_at > now)
                                            .order_by(Outage.down_since)))
     last = await session.scalar(select(Outage).order_by(Outage.down_since.desc()).limit(1))
     marker = leases.get(ALIVE)
     lease = leases.get(SWEEPS)
     signs = [moment for moment in (heartbeat_at, marker.expires_at if marker else None) if moment is not None]
+    sweeps = SweepRuns(health=marker.expires_at if marker else None, checkpoint=checkpoint_ran,
+                       backup=newest.started_at if newest is not None else None, retention=retention_ran)
     database, size = _database(settings.database_url)
     free, total = _disk(settings)
     return Status(
@@ -201,6 +263,8 @@ async def status(session: AsyncSession, settings: Settings, now: datetime) -> St
         audit_head=int(head) if head is not None else None,
         open_outages=[OutageInfo.of(row) for row in open_rows],
         last_outage=OutageInfo.of(last) if last is not None else None,
+        audit_checkpoint=checkpoint.seq if checkpoint is not None else None, audit_checkpoint_problem=problem,
+        sweeps=sweeps, last_sweep_at=sweeps.newest(),
     )
 
 
@@ -223,6 +287,9 @@ def problems(state: Status, *, gap: timedelta = GAP,
     elif state.now - state.last_good_backup_at > backup_max_age:
         found.append((N_("status.check.backup_old"), {"at": state.last_good_backup_at,
                                                      "age": state.now - state.last_good_backup_at}))
+    if state.audit_checkpoint_problem is not None:
+        found.append((CHECKPOINT_PROBLEMS[state.audit_checkpoint_problem],
+                      {"seq": state.audit_checkpoint or 0, "have": state.audit_head or 0}))
     return found
 
 
@@ -294,6 +361,12 @@ def lines(t: Translator, state: Status, tz: ZoneInfo) -> list[str]:
         out.append(t("status.lease", holder=state.lease_holder[:12], until=t.datetime(state.lease_expires_at, tz)))
     else:
         out.append(t("status.lease.none"))
+    out.append(t("status.sweeps", **when(state.last_sweep_at)) if state.last_sweep_at is not None
+               else t("status.sweeps.none"))
+    for name, key in SWEEP_NAMES.items():
+        moment: datetime | None = getattr(state.sweeps, name)
+        out.append(t("status.sweep", name=t(key), **when(moment)) if moment is not None
+                   else t("status.sweep.never", name=t(key)))
     oldest = age(t, state.now - state.outbox_oldest_pending_at) if state.outbox_oldest_pending_at else "-"
     out.append(t("status.outbox", pending=state.outbox_pending, alerts=state.outbox_pending_alerts, oldest=oldest,
                  failed=state.outbox_failed))
@@ -302,7 +375,11 @@ def lines(t: Translator, state: Status, tz: ZoneInfo) -> list[str]:
                      percent=round(100 * state.disk_free / state.disk_total) if state.disk_total else 0))
     else:
         out.append(t("status.disk.unknown"))
-    out.append(t("status.audit", seq=state.audit_head if state.audit_head is not None else 0))
+    seq = state.audit_head if state.audit_head is not None else 0
+    out.append(t("status.audit.checkpoint", seq=seq, checkpoint=state.audit_checkpoint)
+               if state.audit_checkpoint is not None else t("status.audit", seq=seq))
+    if state.audit_checkpoint_problem is not None:
+        out.append(t(CHECKPOINT_PROBLEMS[state.audit_checkpoint_problem], seq=state.audit_checkpoint or 0, have=seq))
     if state.open_outages:
         out.extend(t("status.outage", **_outage_params(t, o, tz)) for o in state.open_outages)
     elif state.last_outage is not None:
