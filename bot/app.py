@@ -122,6 +122,7 @@ def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
         *emergency.handlers(),
         *handover.handlers(),
         *tofield.handlers(),
+        *visits.fallback_handlers(),
         *intake.fallback_handlers(),
         MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, _not_understood),
         CallbackQueryHandler(_stale_button),

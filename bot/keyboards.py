@@ -28,8 +28,9 @@ from bot.storage.models import Role
 
 # Main reply-keyboard rows per role, as message ids. Each flow adds its buttons here.
 ROLE_MENU: dict[Role, list[list[str]]] = {
-    Role.COLLECTOR: [[N_("menu.visits"), N_("menu.sos")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
-    Role.PHONE_COLLECTOR: [[N_("menu.visits"), N_("menu.sos")],
+    Role.COLLECTOR: [[N_("menu.visits"), N_("menu.share_location"), N_("menu.sos")],
+                     [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
+    Role.PHONE_COLLECTOR: [[N_("menu.visits"), N_("menu.share_location"), N_("menu.sos")],
                            [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
     Role.SUPERVISOR: [[N_("menu.assign"), N_("menu.report")], [N_("menu.help"), N_("menu.language")]],
     Role.TEAM_LEAD: [[N_("menu.report"), N_("menu.help"), N_("menu.language")]],
@@ -72,8 +73,13 @@ DayButton = type[AnswerDate] | type[ExtensionDate]
 PageButton = type[VisitCalendarPage] | type[ExtensionCalendarPage]
 
 
+# Menu buttons that send the phone's location instead of their label (the list, nearest first).
+LOCATION_BUTTONS = frozenset({"menu.share_location"})
+
+
 def main_keyboard(t: Translator, role: Role) -> ReplyKeyboardMarkup:
-    rows = [[KeyboardButton(t(key)) for key in row] for row in ROLE_MENU[role]]
+    rows = [[KeyboardButton(t(key), request_location=key in LOCATION_BUTTONS or None) for key in row]
+            for row in ROLE_MENU[role]]
     return ReplyKeyboardMarkup(rows, resize_keyboard=True, is_persistent=True)
 
 

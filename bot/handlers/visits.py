@@ -10,17 +10,19 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.buttons import CaseCard, CasePhone, CheckIn, ExtensionAsk, RoutePicture, VisitListPage
 from bot.context import FieldbotContext
-from bot.handlers.common import pressed, refuse, serves, show
+from bot.handlers.common import ignore_replays, pressed, refuse, serves, show, write_once
+from bot.handlers.routing import RoleIs
 from bot.i18n import all_translations
 from bot.services import coords, masking, visits
 from bot.services.errors import DomainError
 from bot.services.policy import Action
 from bot.services.route import plan_route, render_route_png
-from bot.storage.models import Staff
+from bot.storage.models import Role, Staff
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 8
+FIELD_ROLES = (Role.COLLECTOR, Role.PHONE_COLLECTOR)
 LOCATION_FRESH_FOR = timedelta(hours=12)
 
 
@@ -176,6 +178,29 @@ async def show_route(update: Update, context: FieldbotContext) -> None:
         lines.append(t("route.skipped", count=skipped))
     png = render_route_png(points, [c.case_no for c in stops], route, origin)
     await context.bot.send_photo(chat.id, png, caption="\n".join(lines)[:1024], protect_content=True)
+
+
+@serves(Action.PROFILE_OWN)
+@ignore_replays
+async def position_shared(update: Update, context: FieldbotContext) -> None:
+    """A location shared at any other time (the start of the day, on the road): the list, nearest first."""
+    message, runtime = update.effective_message, context.runtime
+    assert message is not None and message.location is not None and context.staff is not None
+    try:
+        async with write_once(update, context) as session:
+            await visits.note_position(session, context.staff, lat=message.location.latitude,
+                                       lon=message.location.longitude, sent_at=message.date,
+                                       forwarded=message.forward_origin is not None, now=runtime.clock.now())
+    except DomainError as error:
+        await refuse(update, context, error, what="visits.position")
+        return
+    await context.bot.send_message(message.chat.id, context.t("visits.position_noted"))
+    await show_list(update, context)
+
+
+def fallback_handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
+    """After every flow: a location no step asked for orders the collector's list by distance."""
+    return [MessageHandler(filters.LOCATION & ~filters.UpdateType.EDITED & RoleIs(*FIELD_ROLES), position_shared)]
 
 
 def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:

@@ -317,6 +317,20 @@ async def start(session: AsyncSession, collector: StaffView, case_id: int, *, no
     return visit
 
 
+async def note_position(session: AsyncSession, collector: StaffView, *, lat: float, lon: float, sent_at: datetime,
+                        forwarded: bool, now: datetime) -> None:
+    """A location shared outside a check-in: where the collector stands now, to order their list by distance.
+    Forwarded or old locations are refused as at a check-in (someone else's place, or yesterday's)."""
+    await policy.require(session, collector, policy.Action.PROFILE_OWN, collector.id)
+    if forwarded:
+        raise DomainError(N_("visit.error.location_forwarded"))
+    if now - sent_at > LOCATION_MAX_AGE:
+        raise DomainError(N_("visit.error.location_old"))
+    me = await session.get(Staff, collector.id)
+    assert me is not None
+    me.last_lat, me.last_lon, me.last_location_at = lat, lon, now
+
+
 async def check_in(session: AsyncSession, collector: StaffView, visit_id: int, *, lat: float, lon: float,
                    sent_at: datetime, forwarded: bool, now: datetime, radius_m: float) -> Visit:
     """Record where the collector is. Forwarded or old locations are refused; far ones are flagged."""
