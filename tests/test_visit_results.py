@@ -119,6 +119,9 @@ async def test_moved_with_a_new_address_moves_the_case_and_lists_it_as_a_locate_
     await _assert_moved(harness, field)
     await harness.deliver_outbox()
     assert f"new address: {NEW_ADDRESS}" in harness.api.last("sendMessage", BOSS.id).params["text"]
+    # the supervisor's case desk shows the move on the case's timeline
+    card = harness.replies(await harness.send(harness.updates.command(BOSS, "/case", "ZS-1")))[-1]
+    assert f"address changed by Ann: {OLD_ADDRESS} → {NEW_ADDRESS}" in card
 
 
 async def test_moved_survives_a_restart_between_every_two_steps(harness: BotHarness, field: dict[str, int]) -> None:

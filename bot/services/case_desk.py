@@ -51,6 +51,7 @@ TELEGRAM_LIMIT = 4096
 MAX_REASON = 500
 BULK_LIMIT = 50  # cases moved at once from a list of hits
 STATUS_AUDIT = ("case.hold", "case.close", "case.reopen")
+ADDRESS_AUDIT = "case.address_changed"  # a MOVED visit's new address (bot/services/visits.py)
 # Labels looked up by value (``desk.status.<status>`` and the like), for the catalogs' completeness test.
 LABELS = (
     N_("desk.status.new"), N_("desk.status.assigned"), N_("desk.status.visited"), N_("desk.status.promised"),
@@ -172,7 +173,7 @@ async def timeline(session: AsyncSession, case: Case, calendar: WorkCalendar) ->
                                        .where(HandoverItem.case_id == case.id).order_by(Handover.id))).all()
     changes = list(await session.scalars(select(AuditEntry).where(
         AuditEntry.object_type == "case", AuditEntry.object_id == str(case.id),
-        AuditEntry.action.in_(STATUS_AUDIT)).order_by(AuditEntry.seq)))
+        AuditEntry.action.in_((*STATUS_AUDIT, ADDRESS_AUDIT))).order_by(AuditEntry.seq)))
     payments = await payments_of(session, case.id)
     names = await _names(session, {a.staff_id for a in assignments} | {a.assigned_by_id for a in assignments}
                          | {v.collector_id for v in visits} | {e.decided_by_id for e in extensions}
@@ -212,6 +213,11 @@ async def timeline(session: AsyncSession, case: Case, calendar: WorkCalendar) ->
             "status": _label(f"desk.handover_status.{handover.status}")}))
     for change in changes:
         details = json.loads(change.details or "{}")
+        if change.action == ADDRESS_AUDIT:
+            entries.append(Entry(change.at, N_("desk.tl.address"), {
+                "by": who(change.actor_id), "old": str((details.get("from") or {}).get("address") or "-"),
+                "new": str((details.get("to") or {}).get("address") or "-")}))
+            continue
         entries.append(Entry(change.at, N_("desk.tl.status"), {
             "status": _label(f"desk.status.{details.get('to', '')}"), "by": who(change.actor_id),
             "reason": str(details.get("reason") or "-")}))
