@@ -357,3 +357,12 @@ async def test_a_long_history_keeps_the_card_within_telegrams_limit(harness: Bot
     card = harness.replies(calls)[-1]
     assert case_desk.text_length(card) <= 4096
     assert "earlier entries not shown" in card and "round 299" in card and "round 0 " not in card
+
+
+def test_reasons_the_bot_writes_itself_read_as_words() -> None:
+    from bot.i18n import translator
+
+    t = translator("en")
+    shown = [case_desk._assignment_reason(r) for r in ("handover:3", "handover:3:cancelled", "bulk", "on leave", None)]
+    assert [s(t) if callable(s) else s for s in shown] == [
+        "handover #3", "handover #3 cancelled: back", "bulk assignment", "on leave", "-"]

@@ -34,6 +34,7 @@ from bot.services import assignment, case_desk, flows, masking, policy
 from bot.services.case_desk import CaseCard, StatusChange
 from bot.services.cases import CLOSED_STATUSES, current_assignee
 from bot.services.errors import DomainError
+from bot.services.payments import PAID_IN_FULL, RECALLED
 from bot.services.policy import Action
 from bot.steps import DeskStep
 from bot.storage.models import Case, CaseStatus
@@ -41,6 +42,8 @@ from bot.storage.models import Case, CaseStatus
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 8
+# reasons the bot writes itself (a repayment file, a recall list), shown in the reader's language
+SYSTEM_REASONS = {PAID_IN_FULL: N_("desk.reason.paid_in_full"), RECALLED: N_("desk.reason.recalled")}
 Rows = list[list[InlineKeyboardButton]]
 ASK = {StatusChange.HOLD: N_("desk.ask_reason.hold"), StatusChange.CLOSE: N_("desk.ask_reason.close"),
        StatusChange.REOPEN: N_("desk.ask_reason.reopen")}
@@ -143,7 +146,8 @@ def render(context: FieldbotContext, card: CaseCard) -> str:
     if case.visit_due_at is not None and case.status not in CLOSED_STATUSES:
         head.append(t("card.deadline", due=t.datetime(case.visit_due_at, tz)))
     if case.status_reason:
-        head.append(t("desk.reason", reason=case.status_reason, by=card.changed_by or "-",
+        reason = t(SYSTEM_REASONS[case.status_reason]) if case.status_reason in SYSTEM_REASONS else case.status_reason
+        head.append(t("desk.reason", reason=reason, by=card.changed_by or "-",
                       at=t.datetime(case.status_changed_at, tz) if case.status_changed_at else "-"))
     head.append(t("desk.timeline"))
     lines = [entry.render(t, tz) for entry in card.timeline] or [t("desk.timeline_empty")]

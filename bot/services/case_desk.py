@@ -14,6 +14,7 @@ by whom on the case, an audit entry, cancels or plans the visit reminders, and t
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -155,6 +156,25 @@ async def payments_of(session: AsyncSession, case_id: int) -> list[Payment]:
                                       .order_by(Payment.paid_on, Payment.id)))
 
 
+# the reasons the bot's own assignment paths write (bot/handlers/assign.py, bot/services/intake.py)
+ASSIGNMENT_REASONS = {"supervisor": N_("desk.reason.assign"), "bulk": N_("desk.reason.bulk"),
+                      "import": N_("desk.reason.import")}
+HANDOVER_REASON = re.compile(r"^handover:(\d+)(:cancelled)?$")
+
+
+def _assignment_reason(reason: str | None) -> Param:
+    """An assignment's reason as people read it: the handover's own words for ``handover:7`` (bot/services/
+    handover.py writes those), the supervisor's text as it is."""
+    if reason in ASSIGNMENT_REASONS:
+        return _label(ASSIGNMENT_REASONS[reason])
+    found = HANDOVER_REASON.match(reason or "")
+    if found is None:
+        return reason or "-"
+    key = N_("desk.reason.handover_cancelled") if found.group(2) else N_("desk.reason.handover")
+    number = found.group(1)
+    return lambda t: t(key, id=number)
+
+
 async def timeline(session: AsyncSession, case: Case, calendar: WorkCalendar) -> list[Entry]:
     """Everything that happened to the case, oldest first."""
     assignments = list(await session.scalars(select(Assignment).where(Assignment.case_id == case.id)
@@ -188,7 +208,7 @@ async def timeline(session: AsyncSession, case: Case, calendar: WorkCalendar) ->
     for a in assignments:
         entries.append(Entry(a.assigned_at, N_("desk.tl.assigned"), {
             "name": who(a.staff_id), "by": who(a.assigned_by_id) if a.assigned_by_id else _label(N_("desk.system")),
-            "reason": a.reason or "-"}))
+            "reason": _assignment_reason(a.reason)}))
     for v in visits:
         counted = kinds.get(v.id, Counter())
         entries.append(Entry(v.filed_at or v.started_at, N_("desk.tl.visit"), {
