@@ -295,6 +295,34 @@ async def scene_handover(demo: Demo) -> None:
     await demo.command(collector, "/visits")
 
 
+REPAYMENTS = ("案件编号,委托方,还款金额,还款日期,还款渠道,流水号\n"
+              "ZS-0001,招商银行,12345.60,2026-12-04,银行转账,CMB-88001\n")
+
+
+async def scene_office(demo: Demo) -> None:
+    """The office's day: the team at a glance, a case found by the debtor's name and reassigned with a reason,
+    the bank's repayment file settling it, and its card's timeline."""
+    t, h = demo.t, demo.harness
+    demo.title(t("demo.scene.office"))
+    boss = demo.person(9001, demo.people[9001])
+    admin = demo.person(9005, demo.people[9005])
+    newcomer = demo.person(9008, "钱七" if demo.lang == "zh_CN" else "Qian Qi")
+    await h.onboard(newcomer, demo.people[9008], Role.COLLECTOR, team="A", supervisor_id=demo.staff_ids["supervisor"])
+    await demo.command(boss, "/team")
+    calls = await demo.command(boss, "/case", "李四")
+    reassign = _button(calls, b.DeskReassign)
+    calls = await demo.press(boss, reassign["callback_data"], reassign["text"])
+    target = _button(calls, b.DeskReassignTo)
+    await demo.press(boss, target["callback_data"], target["text"])
+    await demo.say(boss, "赵六本周休假" if demo.lang == "zh_CN" else "Zhao Liu is on leave this week")
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    update = h.document_update(admin, REPAYMENTS.encode("utf-8-sig"), "招商银行_还款_20261204.csv")
+    await demo.send(admin, update, "📎 招商银行_还款_20261204.csv (1 row)")
+    await demo.command(boss, "/case", "ZS-0001")
+
+
 async def scene_custody(demo: Demo) -> None:
     """The admin's side of the record: a backup to two folders, the audit log checked, a legal hold, /status,
     and a restore into an empty folder."""
@@ -332,7 +360,7 @@ async def scene_custody(demo: Demo) -> None:
 
 Scene = Callable[[Demo], Awaitable[None]]
 SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency, scene_handover,
-                       scene_custody]
+                       scene_office, scene_custody]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
