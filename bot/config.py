@@ -67,9 +67,21 @@ class Settings(BaseSettings):
     escalation: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["supervisor", "team_lead", "supervisors", "admin"])
     proxy: str | None = None
+    # Redis for the sending budget every instance of the bot shares (bot/send_budget.py); unset: one process
+    redis_url: str | None = None
     throttle_rate: float = Field(default=1.0, ge=0)
     throttle_burst: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # The supervisor's console (bot/web): served by the bot's own process when web_port is set (0: off).
+    web_listen: str = "127.0.0.1"
+    web_port: int = Field(default=0, ge=0, le=65535)
+    web_url: str | None = None  # its public HTTPS address: the menu's Console button opens it
+    web_tiles: str | None = None  # a map tile URL template ({z}/{x}/{y}, {s}); none: points on a plain plot
+    web_tiles_crs: str = "wgs84"  # the tiles' datum: wgs84, or gcj02 for Amap and Tencent tiles
+    web_auth_max_age_s: int = Field(default=86400, ge=60)  # how old a Mini App sign-in (auth_date) may be
+    # the console's rate limit, per person and process: a burst of web_burst requests, then web_rate a second
+    web_rate: float = Field(default=5.0, gt=0)
+    web_burst: int = Field(default=60, ge=1)
 
     @property
     def keys_path(self) -> Path:
@@ -100,6 +112,38 @@ class Settings(BaseSettings):
             unknown = [v for v in value if v not in ESCALATION_LEVELS]
             if unknown or not value:
                 raise ValueError(f"levels must be some of {', '.join(ESCALATION_LEVELS)}")
+        return value
+
+    @field_validator("web_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be the console's public HTTPS address, e.g. https://console.example.cn/")
+        return value
+
+    @field_validator("web_tiles")
+    @classmethod
+    def _tile_template(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value.replace("{s}", "a"))
+        if parts.scheme not in ("https", "http") or not parts.hostname or not all(
+                f"{{{k}}}" in value for k in "zxy"):
+            raise ValueError("must be a tile URL template with {z}, {x} and {y}, "
+                             "e.g. https://tile.example/{z}/{x}/{y}.png")
+        return value
+
+    @field_validator("web_tiles_crs")
+    @classmethod
+    def _tile_datum(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("wgs84", "gcj02"):
+            raise ValueError("must be wgs84 or gcj02 (Amap and Tencent tiles)")
         return value
 
     @field_validator("timezone")
