@@ -104,6 +104,20 @@ class Action(StrEnum):
     TEAM_VIEW = "team.view"
     # the machine's health: heartbeat, backups, outbox backlog, disk, outages (/status)
     SYSTEM_STATUS = "system.status"
+    # the banks, their agreements and contacts (/banks, as ``fieldbot bank``)
+    BANK_MANAGE = "bank.manage"
+    # reporting a case to its bank's emergency contact (/bankalert)
+    BANK_ALERT = "bank.alert"
+    # a final notice by registered letter: recording it and its delivery (/letter)
+    LETTER_RECORD = "letter.record"
+    # applying for a special procedure on one's case (/special)
+    SPECIAL_APPLY = "special.apply"
+    # approving or rejecting a special procedure
+    SPECIAL_DECIDE = "special.decide"
+    # arranging the resources of an approved special procedure
+    SPECIAL_ARRANGE = "special.arrange"
+    # closing a special procedure with its result
+    SPECIAL_CLOSE = "special.close"
 
 
 R = Role
@@ -140,6 +154,14 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
                          R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.PROFILE_OWN: {role: frozenset({S}) for role in Role},
     Action.SYSTEM_STATUS: {R.ADMIN: frozenset({A})},
+    Action.BANK_MANAGE: {R.ADMIN: frozenset({A})},
+    Action.BANK_ALERT: {R.ADMIN: frozenset({A})},
+    Action.LETTER_RECORD: {R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.SPECIAL_APPLY: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S})},
+    Action.SPECIAL_DECIDE: {R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.SPECIAL_ARRANGE: {R.ADMIN: frozenset({A})},
+    Action.SPECIAL_CLOSE: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S}),
+                           R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
 }
 """The whole policy. Notes on the choices:
 
@@ -161,6 +183,13 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
 * Pending handovers (/handovers) are seen by their team's supervisors and team leads and by the admin
   office; any of them may answer a silent departing collector's checklist for them (with a note, audited).
 * Staff are registered in the bot (/invite) by the admin office only, as with ``fieldbot staff add``.
+* Banks, their agreements and contacts (/banks) and reports to a bank's emergency contact (/bankalert) are
+  the admin office's, who holds the agreements.
+* A final notice by registered letter (/letter) is recorded and its delivery marked by the case's team
+  supervisor or the admin office.
+* A special procedure (/special) is applied for by the collector who holds the case, decided by that
+  team's supervisor (or the admin office), arranged by the admin office, and closed with its result by
+  the collector holding the case, the team's supervisor or the admin office.
 """
 
 
@@ -437,4 +466,10 @@ OBJECT_KIND: Mapping[Action, str] = {
     Action.CASE_STATUS: "case",
     Action.REPORT_VIEW: "staff",
     Action.PROFILE_OWN: "staff",
+    Action.BANK_ALERT: "case",
+    Action.LETTER_RECORD: "case",
+    Action.SPECIAL_APPLY: "case",
+    Action.SPECIAL_DECIDE: "case",
+    Action.SPECIAL_ARRANGE: "case",
+    Action.SPECIAL_CLOSE: "case",
 }
