@@ -64,7 +64,7 @@ async def note_typed(update: Update, context: FieldbotContext) -> None:
     try:
         async with write_once(update, context) as session:
             await field_requests.create(session, staff, int(flow.data["case"]), int(flow.data["to"]), message.text,
-                                        now=context.runtime.clock.now())
+                                        now=context.runtime.clock.now(), calendar=context.runtime.calendar)
             await flows.clear(session, staff.id, ToFieldStep.FLOW)
     except DomainError as error:
         await refuse(update, context, error, what="case.to_field")

@@ -25,7 +25,7 @@ from bot.services.geo import geodesic
 from bot.services.people import running_for, t_for
 from bot.storage.models import Assignment, Case, CaseStatus, Role, Staff
 
-VISIT_WITHIN_WORKING_DAYS = 2  # SOP: a field visit within 2 working days of the handover
+VISIT_WITHIN_WORKING_DAYS = deadlines.VISIT_WITHIN_WORKING_DAYS  # SOP: a field visit within 2 working days
 ASSIGNABLE_ROLES = (Role.COLLECTOR.value, Role.PHONE_COLLECTOR.value)
 NOTICE_LIST_LIMIT = 10
 

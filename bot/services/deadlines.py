@@ -23,41 +23,64 @@ from bot.services.cases import CLOSED_STATUSES, active_assignees
 from bot.services.masking import mask_name
 from bot.services.people import reviewers_of, t_for
 from bot.storage.db import Database
-from bot.storage.models import Case, ExtensionRequest, ExtensionStatus, Reminder, Staff
+from bot.storage.models import Case, ExtensionRequest, ExtensionStatus, FieldRequest, Reminder, Staff
 
 MORNING, BEFORE, OVERDUE, EXTENSION_RESEND = "visit_morning", "visit_2h", "visit_overdue", "extension_resend"
 VISIT_KINDS = (MORNING, BEFORE, OVERDUE)
 BEFORE_DEADLINE = timedelta(hours=2)
+VISIT_WITHIN_WORKING_DAYS = 2  # SOP: a field visit within 2 working days of the handover (or the /tofield hand-off)
 RESEND_AFTER_WORKING_HOURS = 4.0
 BATCH = 20  # small batches: the flush at each commit stays well under 50 ms (bench/sweep_latency.py)
 
 
 async def _add(session: AsyncSession, *, key: str, kind: str, due_at: datetime, now: datetime,
-               case_id: int | None = None, extension_id: int | None = None) -> None:
+               case_id: int | None = None, extension_id: int | None = None,
+               field_request_id: int | None = None) -> None:
     if await session.scalar(select(Reminder.id).where(Reminder.key == key)) is None:
         session.add(Reminder(key=key, kind=kind, case_id=case_id, extension_id=extension_id, due_at=due_at,
-                             created_at=now))
+                             field_request_id=field_request_id, created_at=now))
         await session.flush()
 
 
-async def cancel_visit_reminders(session: AsyncSession, case_id: int, *, now: datetime) -> None:
+async def cancel_visit_reminders(session: AsyncSession, case_id: int, *, now: datetime,
+                                 field_request_id: int | None = None) -> None:
+    """Cancel the pending visit reminders of the case's assignee (or of one field request on it)."""
+    of_whom = (Reminder.field_request_id.is_(None) if field_request_id is None
+               else Reminder.field_request_id == field_request_id)
     await session.execute(
-        update(Reminder).where(Reminder.case_id == case_id, Reminder.kind.in_(VISIT_KINDS), Reminder.done_at.is_(None))
+        update(Reminder).where(Reminder.case_id == case_id, of_whom, Reminder.kind.in_(VISIT_KINDS),
+                               Reminder.done_at.is_(None))
         .values(done_at=now, outcome="cancelled"))
+
+
+async def _plan_visit(session: AsyncSession, case_id: int, due: datetime, *, now: datetime, calendar: WorkCalendar,
+                      field_request_id: int | None = None) -> None:
+    """The reminder rows of one visit deadline: the due day's morning, 2 hours before, the overdue notice."""
+    morning = datetime.combine(calendar.local(due).date(), calendar.work_start, calendar.tz)
+    stamp = due.isoformat() if field_request_id is None else f"fr{field_request_id}:{due.isoformat()}"
+    for kind, at in ((MORNING, morning), (BEFORE, due - BEFORE_DEADLINE), (OVERDUE, due)):
+        if kind != OVERDUE and at <= now:
+            continue  # that moment has passed: no point reminding of it now
+        await _add(session, key=f"{kind}:{case_id}:{stamp}", kind=kind, due_at=at, now=now, case_id=case_id,
+                   field_request_id=field_request_id)
 
 
 async def schedule_visit(session: AsyncSession, case: Case, *, now: datetime, calendar: WorkCalendar) -> None:
     """Plan the reminders of the case's current visit deadline (those of an older one are cancelled)."""
     await cancel_visit_reminders(session, case.id, now=now)
-    due = case.visit_due_at
-    if due is None or case.visit_done_at is not None:
+    if case.visit_due_at is None or case.visit_done_at is not None:
         return
-    morning = datetime.combine(calendar.local(due).date(), calendar.work_start, calendar.tz)
-    stamp = due.isoformat()
-    for kind, at in ((MORNING, morning), (BEFORE, due - BEFORE_DEADLINE), (OVERDUE, due)):
-        if kind != OVERDUE and at <= now:
-            continue  # that moment has passed: no point reminding of it now
-        await _add(session, key=f"{kind}:{case.id}:{stamp}", kind=kind, due_at=at, now=now, case_id=case.id)
+    await _plan_visit(session, case.id, case.visit_due_at, now=now, calendar=calendar)
+
+
+async def schedule_field_request(session: AsyncSession, request: FieldRequest, *, now: datetime,
+                                 calendar: WorkCalendar) -> None:
+    """A phone collector's hand-off (/tofield) starts the field collector's 2-working-day visit window."""
+    request.visit_due_at = calendar.deadline_after(now, VISIT_WITHIN_WORKING_DAYS)
+    request.visit_overdue_at = None
+    await session.flush()
+    await _plan_visit(session, request.case_id, request.visit_due_at, now=now, calendar=calendar,
+                      field_request_id=request.id)
 
 
 async def schedule_extension_resend(session: AsyncSession, request: ExtensionRequest, *, now: datetime,
@@ -86,7 +109,11 @@ async def _act(session: AsyncSession, reminder: Reminder, cases: dict[int, Case]
     if reminder.kind == EXTENSION_RESEND:
         return "sent" if await resend_extension(session, reminder, now=now, calendar=calendar) else "skipped"
     case = cases.get(reminder.case_id) if reminder.case_id is not None else None
-    if case is None or case.visit_done_at is not None or case.status in CLOSED_STATUSES or case.visit_due_at is None:
+    if case is None or case.status in CLOSED_STATUSES:
+        return "skipped"
+    if reminder.field_request_id is not None:
+        return await _act_field_request(session, reminder, case, now=now, calendar=calendar)
+    if case.visit_done_at is not None or case.visit_due_at is None:
         return "skipped"
     collector = assignees.get(case.id)
     if collector is None:
@@ -109,6 +136,33 @@ async def _act(session: AsyncSession, reminder: Reminder, cases: dict[int, Case]
                         now=now)
         await audit.record(session, action="case.visit_overdue", object_type="case", object_id=case.id, at=now,
                            details={"due": due.isoformat(), "collector": collector.id})
+    return "sent" if sent else "skipped"
+
+
+async def _act_field_request(session: AsyncSession, reminder: Reminder, case: Case, *, now: datetime,
+                             calendar: WorkCalendar) -> str:
+    """A reminder of a /tofield hand-off: to the field collector asked to visit; the overdue notice also to
+    their supervisor and to the phone collector who asked."""
+    request = await session.get(FieldRequest, reminder.field_request_id)
+    if request is None or request.done_at is not None or request.visit_due_at is None:
+        return "skipped"
+    collector = await session.get(Staff, request.field_collector_id)
+    due = request.visit_due_at
+    if collector is None or (reminder.kind != OVERDUE and now >= due):
+        return "skipped"
+    common: dict[str, object] = {"case_no": case.case_no, "debtor": mask_name(case.debtor_name),
+                                 "address": case.address, "due": lambda t: t.datetime(due, calendar.tz)}
+    if reminder.kind in (MORNING, BEFORE):
+        key = N_("deadline.morning") if reminder.kind == MORNING else N_("deadline.tofield_two_hours")
+        return "sent" if await _tell(session, collector, reminder, key, common, now=now) else "skipped"
+    request.visit_overdue_at = due
+    sent = await _tell(session, collector, reminder, N_("deadline.tofield_overdue_collector"), common, now=now)
+    requester = await session.get(Staff, request.requested_by_id)
+    for boss in [*await reviewers_of(session, collector.id), requester]:
+        await _tell(session, boss, reminder, N_("deadline.overdue_supervisor"), {**common, "name": collector.name},
+                    now=now)
+    await audit.record(session, action="case.visit_overdue", object_type="case", object_id=case.id, at=now,
+                       details={"due": due.isoformat(), "collector": collector.id, "field_request": request.id})
     return "sent" if sent else "skipped"
 
 

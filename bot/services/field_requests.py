@@ -1,7 +1,9 @@
 """Phone-to-field handover: a phone collector puts a case on a field collector's visit list.
 
 The case stays the phone collector's; the field collector may visit and report on it until the
-request is done, and their filed result goes back to the phone collector.
+request is done, and their filed result goes back to the phone collector. The hand-off starts the
+field visit's 2-working-day window (SOP: 外访催收应当在电话催收交接案件时起两个工作日内完成), with the
+same reminders and overdue notices as an assignment (:func:`deadlines.schedule_field_request`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.i18n import N_
-from bot.services import audit, outbox, policy
+from bot.services import audit, deadlines, outbox, policy
 from bot.services.actor import StaffView
+from bot.services.calendar import WorkCalendar
 from bot.services.errors import DomainError
 from bot.services.people import t_for
 from bot.services.visit_summary import summary_text
@@ -66,7 +69,7 @@ async def prepare(session: AsyncSession, actor: StaffView, case_id: int, field_c
 
 
 async def create(session: AsyncSession, actor: StaffView, case_id: int, field_collector_id: int, note: str, *,
-                 now: datetime) -> FieldRequest:
+                 now: datetime, calendar: WorkCalendar) -> FieldRequest:
     case, collector = await prepare(session, actor, case_id, field_collector_id)
     if await open_request(session, case_id, field_collector_id) is not None:
         raise DomainError(N_("tofield.error.pending"))
@@ -74,13 +77,17 @@ async def create(session: AsyncSession, actor: StaffView, case_id: int, field_co
                            note=note.strip()[:500], created_at=now)
     session.add(request)
     await session.flush()
+    await deadlines.schedule_field_request(session, request, now=now, calendar=calendar)
+    assert request.visit_due_at is not None
     await audit.record(session, action="case.to_field", object_type="case", object_id=case_id, actor_id=actor.id,
-                       at=now, details={"to": field_collector_id, "note": request.note})
+                       at=now, details={"to": field_collector_id, "note": request.note,
+                                        "visit_due_at": request.visit_due_at.isoformat()})
     if collector.telegram_user_id is not None:
         t = t_for(collector)
         await outbox.enqueue(session, chat_id=collector.telegram_user_id, kind="tofield.request", now=now,
                              protect_content=True, text=t(N_("tofield.notice"), name=actor.name, case_no=case.case_no,
-                                                          address=case.address, note=request.note))
+                                                          address=case.address, note=request.note,
+                                                          due=t.datetime(request.visit_due_at, calendar.tz)))
     return request
 
 
@@ -91,6 +98,7 @@ async def report_back(session: AsyncSession, visit: Visit, case: Case, evidence:
     if request is None:
         return
     request.done_at, request.visit_id = now, visit.id
+    await deadlines.cancel_visit_reminders(session, case.id, now=now, field_request_id=request.id)
     requester = await session.get(Staff, request.requested_by_id)
     collector = await session.get(Staff, visit.collector_id)
     if requester is not None and requester.telegram_user_id is not None and collector is not None:

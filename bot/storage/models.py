@@ -381,6 +381,8 @@ class Reminder(Base):
     kind: Mapped[str] = mapped_column(String(30))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     extension_id: Mapped[int | None] = mapped_column(ForeignKey("extension_requests.id"))
+    # a reminder of a phone collector's field request (/tofield) goes to that request's field collector
+    field_request_id: Mapped[int | None] = mapped_column(ForeignKey("field_requests.id"))
     due_at: Mapped[datetime]
     created_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
@@ -574,6 +576,9 @@ class FieldRequest(Base):
     field_collector_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # the hand-off starts the field visit's 2-working-day window, like an assignment
+    visit_due_at: Mapped[datetime | None]
+    visit_overdue_at: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
 
