@@ -175,7 +175,13 @@ def build_application(
         translator(locale)
 
     started = False  # post_init got as far as a migrated database
-    pacer = Pacer()  # the one sending budget: replies and the outbox sender (scheduler/outbox_sender.py)
+    shared = None
+    if settings.redis_url:  # several instances of one bot: Telegram's limits are per token, kept in Redis
+        from bot.send_budget import connect
+
+        shared = connect(settings.redis_url, token or settings.require_token())
+    # the one sending budget: replies and the outbox sender (scheduler/outbox_sender.py)
+    pacer = Pacer(shared=shared)
 
     async def post_init(application: FieldbotApplication) -> None:
         nonlocal started
@@ -199,6 +205,8 @@ def build_application(
                 await leases.release(runtime.db, runtime.instance_id)  # another process may take the sweeps at once
             except Exception as exc:  # the lease then expires on its own
                 log.warning("could not release the sweep lease: %s", exc)
+        if shared is not None:
+            await shared.close()
         if database is None:
             await runtime.db.dispose()
 

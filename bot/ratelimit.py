@@ -23,10 +23,13 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram._utils.types import JSONDict
 from telegram.ext import AIORateLimiter
+
+if TYPE_CHECKING:
+    from bot.send_budget import SharedBudget
 
 NO_RETRY = -1
 RESERVED_FOR = 2  # alerts and urgent outbox rows (0-2) may use the slots kept by Pacer.reserve
@@ -43,10 +46,14 @@ class Pacer:
     ``acquire(priority)`` waits for a slot (lower numbers first, first come first served within one
     priority). ``chat_sent(chat_id)`` notes that a chat just got a message; ``chat_free_at(chat_id)``
     says when it may get the next (monotonic seconds). Single event loop; not thread-safe.
+
+    With ``shared`` (several instances of one bot: :mod:`bot.send_budget`), a slot granted here is also
+    taken from the bot's one window in Redis, and a chat's spacing is kept across the instances.
     """
 
     def __init__(self, rate: float = RATE, *, window: float = 1.0, margin: float = MARGIN,
-                 chat_interval: float = CHAT_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+                 chat_interval: float = CHAT_INTERVAL, clock: Callable[[], float] = time.monotonic,
+                 shared: SharedBudget | None = None) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.limit = max(1, int(rate * window))
@@ -59,6 +66,7 @@ class Pacer:
         self._changed = asyncio.Event()
         self._chats: dict[int, float] = {}
         self._reserved = 0
+        self.shared = shared
 
     def _free_at(self, now: float, priority: int = 0) -> float:
         while self._sent and self._sent[0] <= now - self.window:
@@ -95,6 +103,8 @@ class Pacer:
                         heapq.heappop(self._waiting)
                         self._sent.append(now)
                         self._notify()
+                        if self.shared is not None:  # and the bot's one window, over every instance
+                            await self.shared.take(priority)
                         return
                     try:
                         await asyncio.wait_for(changed.wait(), timeout=delay)
@@ -109,9 +119,21 @@ class Pacer:
                 self._notify()
             raise
 
+    async def chat_turn(self, chat_id: int) -> None:
+        """With a shared budget: wait until no instance has sent to ``chat_id`` within its spacing (a private
+        chat: a second; a group: 20 a minute)."""
+        if self.shared is None:
+            return
+        if chat_id < 0:
+            await self.shared.group_turn(chat_id)
+        else:
+            await self.shared.chat_turn(chat_id)
+
     def chat_sent(self, chat_id: int, at: float | None = None) -> None:
         """A message to ``chat_id`` was just answered by the Bot API."""
         self._chats[chat_id] = (self.clock() if at is None else at) + self.chat_interval
+        if self.shared is not None:
+            self.shared.chat_sent(chat_id)
         if len(self._chats) > 10_000:  # forget chats whose spacing is long over
             now = self.clock()
             self._chats = {chat: free for chat, free in self._chats.items() if free > now}
@@ -156,6 +178,8 @@ class FieldbotRateLimiter(AIORateLimiter):
         if pacer is not None and chat_id is not None and endpoint.startswith(("send", "copy", "forward")):
 
             async def paced(*call_args: Any, **call_kwargs: Any) -> bool | JSONDict | list[JSONDict]:
+                if isinstance(chat_id, int) and chat_id < 0:
+                    await pacer.chat_turn(chat_id)  # a group's 20 a minute, over every instance
                 await pacer.acquire(REPLY)  # every attempt, retries included, takes its slot
                 try:
                     return await callback(*call_args, **call_kwargs)

@@ -406,6 +406,7 @@ class OutboxSender:
                 wait = self.pacer.chat_free_at(group[0].chat_id) - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                await self.pacer.chat_turn(group[0].chat_id)  # another instance may have just sent there
                 if reserved:
                     self.pacer.reserve(-1)
                     reserved -= 1
