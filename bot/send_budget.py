@@ -30,6 +30,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+REDIS_TIMEOUT = 0.5  # seconds
 RESERVED_FOR = 2  # the same as bot.ratelimit.RESERVED_FOR (alerts and urgent outbox rows)
 
 # KEYS[1] the window; ARGV: limit, window in ms, a unique member. 0 = taken; else ms to wait.
@@ -136,4 +137,5 @@ def connect(url: str, token: str) -> SharedBudget:
     """The shared budget at ``url`` (``redis://host:port/db``) for the bot with ``token``."""
     from redis.asyncio import Redis
 
-    return SharedBudget(Redis.from_url(url), token)
+    # short timeouts: a Redis that hangs must not hold an alert back for more than a moment
+    return SharedBudget(Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT), token)
