@@ -9,6 +9,7 @@ Babel reads and writes the files; this only saves typing the same id twice.
 from __future__ import annotations
 
 import fcntl
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,10 +35,14 @@ def load(locale: str) -> Catalog:
 
 
 def save(locale: str, catalog: Catalog) -> None:
+    """Written beside and renamed into place: whoever reads the catalog meanwhile (a commit, a test) sees the
+    old file or the new one, never half of one."""
     p = path(locale)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("wb") as fh:
+    partial = p.with_name(p.name + ".partial")
+    with partial.open("wb") as fh:
         write_po(fh, catalog, sort_output=True, width=0, omit_header=False)
+    os.replace(partial, p)
 
 
 @contextmanager
