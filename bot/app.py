@@ -190,10 +190,13 @@ def build_application(
         started = True
         await publish_default_commands(application)
         await offer_to_resume(runtime)
-        from scheduler.jobs import register_jobs, register_sender
+        from scheduler.jobs import register_heartbeat, register_jobs, register_sender
 
-        register_sender(application, pacer)  # runs once the application starts (the job queue's first tick)
-        register_jobs(application)
+        if settings.sweeps:
+            register_sender(application, pacer)  # runs once the application starts (the job queue's first tick)
+            register_jobs(application)
+        else:  # only answers updates: a worker sweeps and sends (an alert a handler queued is still sent at once)
+            register_heartbeat(application)
         freeze_startup_heap()
 
     async def post_shutdown(application: FieldbotApplication) -> None:

@@ -503,9 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     # custody of the record and the machine's health: commands kept in modules of their own
-    from bot import cli_backup, cli_evidence, cli_payments, cli_people, cli_retention, cli_status
+    from bot import cli_backup, cli_evidence, cli_payments, cli_people, cli_retention, cli_status, cli_worker
 
-    for module in (cli_backup, cli_retention, cli_status, cli_payments, cli_people, cli_evidence):
+    for module in (cli_backup, cli_retention, cli_status, cli_payments, cli_people, cli_evidence, cli_worker):
         module.register(sub)
     return parser
 

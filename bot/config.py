@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     proxy: str | None = None
     # Redis for the sending budget every instance of the bot shares (bot/send_budget.py); unset: one process
     redis_url: str | None = None
+    # false: this process only answers updates (webhook instances behind a load balancer); a `fieldbot worker`
+    # (with a standby) runs the sweeps and sends the outbox
+    sweeps: bool = True
     throttle_rate: float = Field(default=1.0, ge=0)
     throttle_burst: int = Field(default=10, ge=1)
     log_level: str = "INFO"

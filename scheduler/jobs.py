@@ -180,7 +180,8 @@ async def heartbeat(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """This process is alive (its outbox claims stay valid) and, if it can, it holds the sweep lease."""
     runtime = _runtime(context)
     try:
-        await leases.heartbeat(runtime.db, runtime.instance_id, now=runtime.clock.now())
+        await leases.heartbeat(runtime.db, runtime.instance_id, now=runtime.clock.now(),
+                               take_lease=runtime.settings.sweeps)
     except Exception:
         log.exception("heartbeat failed; it is written again in a second")
 
@@ -237,14 +238,22 @@ async def sender_watchdog(context: CallbackContext[Any, Any, Any, Any]) -> None:
         sender.wake()
 
 
+def register_heartbeat(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """This process is alive (its outbox claims stay valid), and may hold the sweep lease."""
+    if application.job_queue is None:
+        log.warning("no job queue: install python-telegram-bot[job-queue]")
+        return
+    application.job_queue.run_repeating(heartbeat, interval=leases.RENEW_EVERY, first=0.0, name="heartbeat",
+                                        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
+
+
 def register_jobs(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Register every sweep. Each flow that needs one adds it to :data:`SWEEPS`."""
     if application.job_queue is None:
         log.warning("no job queue: install python-telegram-bot[job-queue]")
         return
     kwargs = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-    application.job_queue.run_repeating(heartbeat, interval=leases.RENEW_EVERY, first=0.0, name="heartbeat",
-                                        job_kwargs=kwargs)
+    register_heartbeat(application)
     sender = isinstance(application.bot_data.get(SENDER_KEY), OutboxSender)
     if sender:
         # jobs added before the job queue starts first run one interval after it does: about 1 s

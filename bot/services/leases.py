@@ -78,15 +78,16 @@ async def beat(session: AsyncSession, instance_id: str, *, now: datetime) -> Non
             row.heartbeat_at = now
 
 
-async def heartbeat(database: Database, instance_id: str, *, now: datetime) -> bool:
-    """One beat of a running process: its own heartbeat, then the sweep lease (taken or renewed).
+async def heartbeat(database: Database, instance_id: str, *, now: datetime, take_lease: bool = True) -> bool:
+    """One beat of a running process: its own heartbeat, then the sweep lease (taken or renewed), unless
+    ``take_lease`` is false (a process that only answers updates: the sweeps are a worker's).
 
     Returns whether this process holds the sweep lease.
     """
     async with database.write() as session:
         await beat(session, instance_id, now=now)
         await session.execute(delete(Instance).where(Instance.heartbeat_at < now - FORGET_AFTER))
-    return await acquire(database, instance_id, now=now)
+    return await acquire(database, instance_id, now=now) if take_lease else False
 
 
 async def release(database: Database, holder: str, *, name: str = SWEEPS) -> None:
