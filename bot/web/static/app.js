@@ -445,13 +445,13 @@
         section(c.case_no, head, "case-page"),
         actions.childNodes.length ? section(t("web.case.actions"), actions, "case-actions") : null,
         section(t("web.case.visits"), visits.length ? h("div", null, visits) : empty(t("web.case.none")), "case-visits"),
-        section(t("web.case.promises"), c.promises.length ? table([["amount", t("web.col.amount")], ["due", t("web.col.due")],
-          ["status_label", t("web.col.status")], ["paid", t("web.reports.recovered")]], c.promises) :
-          empty(t("web.case.none"))),
-        section(t("web.case.payments"), c.payments.length ? table([["paid_on", "📅"], ["amount", t("web.col.amount")],
-          ["channel", "·"]], c.payments) : empty(t("web.case.none"))),
-        section(t("web.case.assignments"), table([["collector", t("web.col.collector")], ["at", "📅"], ["by", "👤"],
-          ["ended", "⏹"], ["reason", t("web.case.reason")]], c.assignments)),
+        section(t("web.case.promises"), c.promises.length ? table([["amount", t("web.col.amount")],
+          ["due", t("web.col.due_on")], ["status_label", t("web.col.status")], ["paid", t("web.col.paid")]],
+          c.promises) : empty(t("web.case.none"))),
+        section(t("web.case.payments"), c.payments.length ? table([["paid_on", t("web.col.paid_on")],
+          ["amount", t("web.col.amount")], ["channel", t("web.col.channel")]], c.payments) : empty(t("web.case.none"))),
+        section(t("web.case.assignments"), table([["collector", t("web.col.collector")], ["at", t("web.col.when")],
+          ["by", t("web.col.by")], ["ended", t("web.col.ended")], ["reason", t("web.case.reason")]], c.assignments)),
         section(t("web.case.timeline"), h("ol", { class: "timeline" }, c.timeline.map(function (line) {
           return h("li", { text: line }); })), "case-timeline"));
     });
@@ -529,8 +529,9 @@
         })));
       function rows(list) {
         if (!list.length) return empty(t("web.incidents.none"));
-        return table([["raised", "📅"], ["collector", t("web.col.collector")], ["reason", "🆘"],
-          ["status", t("web.col.status")], ["owner", "👤"], ["resolution", "✔"]], list,
+        return table([["raised", t("web.col.when")], ["collector", t("web.col.collector")],
+          ["reason", t("web.col.alarm")], ["status", t("web.col.status")], ["owner", t("web.col.owner")],
+          ["resolution", t("web.col.resolution")]], list,
           function (row) { go("incident", row.id); });
       }
       show(section(t("web.tab.incidents"), figures, "incidents-figures"),
