@@ -182,9 +182,10 @@ def build_application(
         shared = connect(settings.redis_url, token or settings.require_token())
     # the one sending budget: replies and the outbox sender (scheduler/outbox_sender.py)
     pacer = Pacer(shared=shared)
+    console: Any = None  # the supervisor's console (bot/web/server.py), when FIELDBOT_WEB_PORT is set
 
     async def post_init(application: FieldbotApplication) -> None:
-        nonlocal started
+        nonlocal started, console
         if migrate_on_start:
             await migrate.ensure_current(runtime.db)  # Alembic only if an upgrade is due
         started = True
@@ -197,11 +198,18 @@ def build_application(
             register_jobs(application)
         else:  # only answers updates: a worker sweeps and sends (an alert a handler queued is still sent at once)
             register_heartbeat(application)
+        if settings.web_port:
+            from bot.web.server import ConsoleServer
+
+            console = ConsoleServer(runtime, application.bot.token)
+            await console.start()
         freeze_startup_heap()
 
     async def post_shutdown(application: FieldbotApplication) -> None:
         from scheduler.jobs import stop_sender
 
+        if console is not None:
+            await console.stop()
         await stop_sender(application)  # claims it will not send are given back
         if started:  # a start that failed earlier (no Bot API, say) never held a lease, maybe not even tables
             try:
