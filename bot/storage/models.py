@@ -665,3 +665,99 @@ class Payment(Base):
     reference: Mapped[str | None] = mapped_column(String(64))
     row_key: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+
+
+class Bank(Base):
+    """A bank the agency works for and its current agreement: the dates, whom to call day to day and in an
+    emergency. Cases name their bank by ``Case.bank`` (the bank's name as its files spell it): the link is
+    that name, so cases imported before the bank was registered link at once and nothing needs backfilling."""
+
+    __tablename__ = "banks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    agreement_no: Mapped[str] = mapped_column(String(64))
+    agreement_start: Mapped[date] = mapped_column(Date)
+    agreement_end: Mapped[date] = mapped_column(Date)
+    routine_contact: Mapped[str] = mapped_column(Text)
+    emergency_contact: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class BankAlert(Base):
+    """A report to the bank's emergency contact about one case (the debtor acting against the bank's
+    interests, force majeure), with the contact as it was when reported."""
+
+    __tablename__ = "bank_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    bank_id: Mapped[int | None] = mapped_column(ForeignKey("banks.id"))
+    reason: Mapped[str] = mapped_column(String(20))  # against_interest | force_majeure
+    note: Mapped[str] = mapped_column(Text)
+    emergency_contact: Mapped[str] = mapped_column(Text)
+    reported_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    reported_at: Mapped[datetime]
+
+
+class LetterStatus(StrEnum):
+    SENT = "sent"  # posted, no answer from the post office yet
+    SIGNED = "signed"
+    REFUSED = "refused"
+    UNDELIVERABLE = "undeliverable"
+
+
+class Letter(Base):
+    """A final notice by registered letter and its 10-day term (calendar days, see bot/services/letters.py).
+
+    ``remind_at`` (2 days before the term ends) and ``expires_at`` (the end of its last day) are the
+    due times the letter sweep looks at; ``reminded_at`` / ``expired_at`` mark them handled."""
+
+    __tablename__ = "letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    sent_on: Mapped[date] = mapped_column(Date)
+    tracking_no: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(14), default=LetterStatus.SENT, index=True)
+    signed_on: Mapped[date | None] = mapped_column(Date)
+    term_start: Mapped[date | None] = mapped_column(Date)
+    term_end: Mapped[date | None] = mapped_column(Date)
+    remind_at: Mapped[datetime | None] = mapped_column(index=True)
+    reminded_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    expired_at: Mapped[datetime | None]
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SpecialStatus(StrEnum):
+    PENDING = "pending"  # applied for, the supervisor decides
+    APPROVED = "approved"  # the admin office arranges the resources
+    REJECTED = "rejected"
+    ARRANGED = "arranged"  # resources arranged: the procedure runs until it is closed with a result
+    CLOSED = "closed"
+
+
+class SpecialProcedure(Base):
+    """A special procedure on a case (legal action, a third party's help, the bank's special request):
+    applied for by its collector, decided by the supervisor, arranged by the admin office, closed with a result."""
+
+    __tablename__ = "special_procedures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # legal | third_party | bank_request
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default=SpecialStatus.PENDING, index=True)
+    applicant_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    applied_at: Mapped[datetime]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None]
+    arranged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    arranged_at: Mapped[datetime | None]
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    closed_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
