@@ -83,6 +83,21 @@ class IntakeStep(Step):
     TEAM = "team"  # a case file sent without naming its team: which team's supervisor assigns it
 
 
+class BankAlertStep(Step):
+    NOTE = "note"  # what happened, in the admin's words (the reason was a button)
+
+
+class LetterStep(Step):
+    SENT = "sent"  # the day the letter was posted
+    TRACKING = "tracking"  # its tracking number
+    SIGNED = "signed"  # the day the debtor signed for it
+
+
+class SpecialStep(Step):
+    REASON = "reason"  # why the procedure is needed (the kind was a button)
+    RESULT = "result"  # the result it is closed with
+
+
 class ToFieldStep(Step):
     NOTE = "note"
 
@@ -104,7 +119,8 @@ class PinStep(Step):
 for _cls, _name in ((VisitStep, "visit"), (ReviewStep, "review"), (ExtensionStep, "extension"),
                     (AssignStep, "assign"), (HandoverStep, "handover"), (ToFieldStep, "tofield"),
                     (ResolveStep, "resolve"), (SafeStep, "safe"), (PinStep, "pin"),
-                    (InviteStep, "invite"), (DeskStep, "desk"), (IntakeStep, "intake")):
+                    (InviteStep, "invite"), (DeskStep, "desk"), (IntakeStep, "intake"),
+                    (BankAlertStep, "bankalert"), (LetterStep, "letter"), (SpecialStep, "special")):
     _cls.FLOW = _name  # an enum's class attribute set after creation: not a member
 
 FLOWS: dict[str, type[Step]] = {cls.FLOW: cls for cls in Step.__subclasses__()}
