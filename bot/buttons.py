@@ -603,3 +603,61 @@ class InviteSupervisor(Button, prefix="inv:sup", action=SI, target="staff_id", k
 @button
 class InviteNoSupervisor(Button, prefix="inv:nosup", action=SI):
     pass
+
+
+# ---- the rest of the procedure: a bank's emergency contact, registered letters, special procedures ----------
+
+
+class AlertReason(StrEnum):
+    AGAINST_INTEREST = "against_interest"  # the debtor acting against the bank's interests
+    FORCE_MAJEURE = "force_majeure"
+
+
+@button
+class BankAlertReason(Button, prefix="bk:why", action=Action.BANK_ALERT, target="case_id"):
+    case_id: int
+    reason: AlertReason
+
+
+class LetterOutcome(StrEnum):
+    SIGNED = "signed"
+    REFUSED = "refused"
+    UNDELIVERABLE = "undeliverable"
+
+
+@button
+class LetterMark(Button, prefix="lt:mark", action=Action.LETTER_RECORD, target="case_id"):
+    case_id: int  # the case's letter still waiting for the post office's answer
+    outcome: LetterOutcome
+
+
+class SpecialKind(StrEnum):
+    LEGAL = "legal"  # legal action
+    THIRD_PARTY = "third_party"  # a third party's help
+    BANK_REQUEST = "bank_request"  # the bank's special request
+
+
+@button
+class SpecialApply(Button, prefix="sp:kind", action=Action.SPECIAL_APPLY, target="case_id"):
+    case_id: int
+    procedure: SpecialKind
+
+
+@button
+class SpecialApprove(Button, prefix="sp:ok", action=Action.SPECIAL_DECIDE, target="case_id"):
+    case_id: int  # the case's special procedure waiting for a decision
+
+
+@button
+class SpecialReject(Button, prefix="sp:no", action=Action.SPECIAL_DECIDE, target="case_id"):
+    case_id: int
+
+
+@button
+class SpecialArranged(Button, prefix="sp:arr", action=Action.SPECIAL_ARRANGE, target="case_id"):
+    case_id: int
+
+
+@button
+class SpecialClose(Button, prefix="sp:close", action=Action.SPECIAL_CLOSE, target="case_id"):
+    case_id: int
