@@ -3,13 +3,16 @@
 The SOP keeps all case material (the bank's original data, visit reports, photos, recordings) until
 five years after ``contract_end``; China's PIPL says personal data must not be kept longer than
 needed. A case is **due** on ``contract_end + 5 years`` (29 February -> 28 February), read as a local
-date in ``settings.timezone``. A case without ``contract_end`` is never purged. A due case that is
+date in ``settings.timezone``; when its bank's agreement (bot/services/banks.py, by the case's bank
+name) ends later than ``contract_end``, the agreement's end counts instead: the material is kept five
+years after the later of the two. A case without ``contract_end`` is never purged. A due case that is
 still active is skipped, with its reasons: a current assignment while the case is not closed (closed
 is :data:`bot.services.cases.CLOSED_STATUSES`), a visit report not yet approved, an open incident on
 the case or one of its visits, or a legal hold that is not released.
 
 **Purging one case** is one transaction: every row of the case (assignments, visits, evidence,
-promises, reminders, extension requests, field requests, handover items, flow states pointing at it,
+promises, reminders, extension requests, field requests, bank reports, registered letters, special
+procedures, handover items, flow states pointing at it,
 released legal holds, the geocoder's cached answer for its address when no other case has it) and
 the case row go; incidents are staff-safety records and stay, with their
 ``case_id``/``visit_id`` set to NULL; a handover left without items loses its issues (their notes are
@@ -46,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_
 from bot.runtime import Runtime
-from bot.services import audit
+from bot.services import audit, banks
 from bot.services.cases import CLOSED_STATUSES
 from bot.services.errors import DomainError, NotFound
 from bot.services.geocoding import normalize_address
@@ -54,6 +57,7 @@ from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.models import (
     Assignment,
+    BankAlert,
     Case,
     CaseImport,
     Evidence,
@@ -66,11 +70,13 @@ from bot.storage.models import (
     Incident,
     IncidentStatus,
     LegalHold,
+    Letter,
     Payment,
     Promise,
     PurgedCase,
     Reminder,
     ReportRun,
+    SpecialProcedure,
     Visit,
     VisitStatus,
 )
@@ -165,15 +171,24 @@ def _ordered(reasons: set[str]) -> tuple[str, ...]:
     return tuple(code for code in REASONS if code in reasons)
 
 
+def retained_from(contract_end: date, agreement_end: date | None) -> date:
+    """The day the five years count from: the later of the case's contract end and its bank's agreement end."""
+    return max(contract_end, agreement_end) if agreement_end is not None else contract_end
+
+
 async def due(session: AsyncSession, *, today: date) -> list[DueCase]:
     """Every case whose retention period is over on ``today``, each with why it is kept (if it is)."""
+    # a later agreement end only keeps a case longer: the contract_end bound still finds every candidate
     candidates = list(await session.scalars(
         select(Case).where(Case.contract_end.is_not(None), Case.contract_end < _latest_due_contract_end(today))
         .order_by(Case.contract_end, Case.id)))
-    due_cases = [c for c in candidates if c.contract_end is not None and keep_until(c.contract_end) <= today]
+    ends = await banks.agreement_ends(session, (c.bank for c in candidates))
+    until = {c.id: keep_until(retained_from(c.contract_end, ends.get(c.bank)))
+             for c in candidates if c.contract_end is not None}
+    due_cases = [c for c in candidates if c.id in until and until[c.id] <= today]
     reasons = await _reasons(session, due_cases)
     return [DueCase(case_id=c.id, bank=c.bank, case_no=c.case_no, contract_end=c.contract_end,
-                    keep_until=keep_until(c.contract_end), reasons=_ordered(reasons.get(c.id, set())))
+                    keep_until=until[c.id], reasons=_ordered(reasons.get(c.id, set())))
             for c in due_cases if c.contract_end is not None]
 
 
@@ -296,11 +311,13 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
                       media: MediaStore) -> Purged | None:
     """Delete one case and everything of it in the caller's transaction, if it is (still) due and idle."""
     case = await session.scalar(select(Case).where(Case.id == case_id).with_for_update())
-    if case is None or case.contract_end is None or keep_until(case.contract_end) > today:
+    if case is None or case.contract_end is None:
         return None
-    if (await _reasons(session, [case])).get(case.id):
+    agreement_end = (await banks.agreement_ends(session, [case.bank])).get(case.bank)
+    until = keep_until(retained_from(case.contract_end, agreement_end))
+    if until > today or (await _reasons(session, [case])).get(case.id):
         return None
-    contract_end, until = case.contract_end, keep_until(case.contract_end)
+    contract_end = case.contract_end
     rows: dict[str, int] = {}
 
     def counted(table: str, result: Any) -> None:
@@ -342,6 +359,10 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
             counted("handover_issues", await session.execute(
                 delete(HandoverIssue).where(HandoverIssue.handover_id == handover_id)))
     counted("payments", await session.execute(delete(Payment).where(Payment.case_id == case.id)))
+    counted("bank_alerts", await session.execute(delete(BankAlert).where(BankAlert.case_id == case.id)))
+    counted("letters", await session.execute(delete(Letter).where(Letter.case_id == case.id)))
+    counted("special_procedures", await session.execute(
+        delete(SpecialProcedure).where(SpecialProcedure.case_id == case.id)))
     counted("legal_holds", await session.execute(delete(LegalHold).where(LegalHold.case_id == case.id)))
     counted("assignments", await session.execute(delete(Assignment).where(Assignment.case_id == case.id)))
     counted("visits", await session.execute(delete(Visit).where(Visit.case_id == case.id)))
