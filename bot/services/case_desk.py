@@ -27,7 +27,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_, Translator
-from bot.services import assignment, audit, deadlines, outbox, policy
+from bot.services import assignment, audit, case_events, deadlines, outbox, policy
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import CLOSED_STATUSES, current_assignee
@@ -193,7 +193,7 @@ async def timeline(session: AsyncSession, case: Case, calendar: WorkCalendar) ->
                                        .where(HandoverItem.case_id == case.id).order_by(Handover.id))).all()
     changes = list(await session.scalars(select(AuditEntry).where(
         AuditEntry.object_type == "case", AuditEntry.object_id == str(case.id),
-        AuditEntry.action.in_((*STATUS_AUDIT, ADDRESS_AUDIT))).order_by(AuditEntry.seq)))
+        AuditEntry.action.in_((*STATUS_AUDIT, ADDRESS_AUDIT, *case_events.TIMELINE))).order_by(AuditEntry.seq)))
     payments = await payments_of(session, case.id)
     names = await _names(session, {a.staff_id for a in assignments} | {a.assigned_by_id for a in assignments}
                          | {v.collector_id for v in visits} | {e.decided_by_id for e in extensions}
@@ -233,6 +233,11 @@ async def timeline(session: AsyncSession, case: Case, calendar: WorkCalendar) ->
             "status": _label(f"desk.handover_status.{handover.status}")}))
     for change in changes:
         details = json.loads(change.details or "{}")
+        if change.action in case_events.TIMELINE:  # a bank report, a registered letter, a special procedure
+            entries.append(Entry(change.at, case_events.TIMELINE[change.action], {
+                **case_events.params(details),
+                "by": who(change.actor_id) if change.actor_id else _label(N_("desk.system"))}))
+            continue
         if change.action == ADDRESS_AUDIT:
             entries.append(Entry(change.at, N_("desk.tl.address"), {
                 "by": who(change.actor_id), "old": str((details.get("from") or {}).get("address") or "-"),
