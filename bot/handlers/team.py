@@ -48,6 +48,10 @@ async def team(update: Update, context: FieldbotContext) -> None:
     lines.append(t("team.alarms", count=len(day.alarms)))
     lines += [t("team.alarm_line", name=a.name, reason=a.reason, status=a.status, since=t.datetime(a.raised_at, tz))
               for a in day.alarms[:LISTED]]
+    if day.letters_expired:  # a registered letter's term ended: the case waits for the supervisor's next step
+        lines.append(t("team.letters_expired", count=len(day.letters_expired)))
+        lines += [t("team.letter_line", case_no=case_no, end=t.date(end)) for case_no, end in
+                  day.letters_expired[:LISTED]]
     markup = None
     if day.may_review and day.waiting:
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]

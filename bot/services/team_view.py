@@ -2,8 +2,8 @@
 
 :func:`team_day` counts, for the team the policy gives the person (``TEAM_VIEW``; every team for the
 admin office): who checked in today (last check-in, which case), visits filed today, visits due later
-today and overdue ones (cases on hold or closed left out), the reports waiting for review and the
-open alarms.
+today and overdue ones (cases on hold or closed left out), the reports waiting for review, the
+open alarms, and the cases whose registered letter's 10-day term ended (the next step is the supervisor's).
 
 :func:`remind_waiting` is a sweep: a report filed more than :data:`WAIT_WORKING_HOURS` working hours
 ago (China's working calendar) and still not reviewed is put before its reviewing supervisor once a
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.buttons import ReviewApprove, ReviewFiles, ReviewReturn
 from bot.i18n import N_, Translator
-from bot.services import outbox, policy
+from bot.services import letters, outbox, policy
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import CLOSED_STATUSES
@@ -72,6 +72,7 @@ class TeamDay:
     waiting: list[Waiting]
     alarms: list[OpenAlarm]
     may_review: bool
+    letters_expired: tuple[tuple[str, date], ...] = ()  # (case number, last day): a letter's term ended
 
 
 def _day(now: datetime, calendar: WorkCalendar) -> tuple[datetime, datetime]:
@@ -127,7 +128,8 @@ async def team_day(session: AsyncSession, actor: StaffView | None, *, now: datet
         .order_by(Incident.raised_at))).all()]
     return TeamDay(team=team, collectors=collectors, checked_in=sorted(seen.values(), key=lambda c: c.name),
                    done_today=done, due_today=due_today, overdue=overdue, waiting=waiting, alarms=alarms,
-                   may_review=policy.allows(actor, policy.Action.VISIT_REVIEW))
+                   may_review=policy.allows(actor, policy.Action.VISIT_REVIEW),
+                   letters_expired=tuple(await letters.next_steps(session, team)))
 
 
 def review_buttons(t: Translator, waiting: list[Waiting]) -> list[list[tuple[str, str]]]:
