@@ -35,6 +35,7 @@ from bot.services import (
     handover,
     incidents,
     leases,
+    letters,
     outbox,
     promises,
     reports,
@@ -121,6 +122,12 @@ async def daily_summary_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
         return await daily_summary.send_due(session, now=runtime.clock.now(), calendar=runtime.calendar)
 
 
+async def letter_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    """Registered letters: the supervisor is reminded 2 days before the 10-day term ends, and told when it has."""
+    async with runtime.db.write() as session:
+        return await letters.sweep(session, now=runtime.clock.now())
+
+
 # name, sweep, interval in seconds. The deadline-like sweeps run before the outbox in one tick.
 SWEEPS: list[tuple[str, Sweep, float]] = [
     ("emergency", emergency_sweep, 5.0),
@@ -132,6 +139,7 @@ SWEEPS: list[tuple[str, Sweep, float]] = [
     ("handover", handover_sweep, 300.0),
     ("review_wait", review_wait_sweep, 300.0),
     ("daily_summary", daily_summary_sweep, 300.0),
+    ("letters", letter_sweep, 300.0),
     ("outbox", outbox_sweep, 2.0),
 ]
 
