@@ -29,7 +29,7 @@ from bot.storage.models import (
     SpecialProcedure,
     SpecialStatus,
 )
-from tests.conftest import SHANGHAI, TestDatabases
+from tests.conftest import SHANGHAI
 from tests.field_office import ADMIN, ANN, BOSS, ZED
 
 FORBIDDEN = "You are not allowed to do that."
@@ -179,10 +179,10 @@ async def test_banks_and_a_report_to_the_banks_emergency_contact(harness: BotHar
 
 
 @pytest.fixture
-def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_urls: TestDatabases) -> str:
+def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     for key in ("FIELDBOT_TOKEN", "FIELDBOT_DATABASE_URL", "FIELDBOT_DATA_DIR"):
         monkeypatch.delenv(key, raising=False)
-    url = db_urls.url(tmp_path / "fieldbot.db", empty=True)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}"
     monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
