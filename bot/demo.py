@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -21,7 +21,8 @@ from bot.i18n import translator
 from bot.sandbox.botapi import ApiCall
 from bot.sandbox.harness import BotHarness, sandbox_settings
 from bot.sandbox.updates import FakeUser
-from bot.services import audit, backup, retention
+from bot.services import audit, backup, banks, retention
+from bot.services.cases import current_assignee
 from bot.storage.models import Role
 
 SHOWN_METHODS = {"sendMessage", "editMessageText", "sendPhoto", "sendDocument", "answerCallbackQuery",
@@ -323,6 +324,56 @@ async def scene_office(demo: Demo) -> None:
     await demo.command(boss, "/case", "ZS-0001")
 
 
+async def scene_procedure(demo: Demo) -> None:
+    """The rest of the procedure: the bank's agreement and emergency contact, a registered letter refused
+    (its term counts from sending + 3 days), a special procedure applied for, approved and arranged."""
+    t, h = demo.t, demo.harness
+    demo.title(t("demo.scene.procedure"))
+    boss, admin = demo.person(9001, demo.people[9001]), demo.person(9005, demo.people[9005])
+    zh = demo.lang == "zh_CN"
+    routine, emergency = ("王经理 021-5555 0101", "风险管理部 张主任 139 0000 1111") if zh else \
+        ("Mr Wang 021-5555 0101", "Risk office, Director Zhang 139 0000 1111")
+    demo.note(f'$ fieldbot bank add --name 招商银行 --agreement CMB-2026-07 --start 2026-01-01 --end 2028-12-31 '
+              f'--routine-contact "{routine}" --emergency-contact "{emergency}"')
+    async with h.db.write() as session:
+        await banks.add_bank(session, name="招商银行", agreement_no="CMB-2026-07", start=date(2026, 1, 1),
+                             end=date(2028, 12, 31), routine_contact=routine, emergency_contact=emergency,
+                             now=h.clock.now())
+        case = await banks.find_case(session, "ZS-0002")
+        holder = await current_assignee(session, case.id)
+    await demo.command(admin, "/banks")
+    calls = await demo.command(admin, "/bankalert", "ZS-0002")
+    why = _button(calls, b.BankAlertReason)
+    await demo.press(admin, why["callback_data"], why["text"])
+    await demo.say(admin, "债务人正在转卖抵押车辆" if zh else "The debtor is selling the pledged car")
+    await demo.command(boss, "/letter", "ZS-0002")
+    await demo.say(boss, "2026-12-01")
+    calls = await demo.say(boss, "XA123456789CN")
+    refused = _button(calls, b.LetterMark)
+    for row in (calls[-1].params.get("reply_markup") or {}).get("inline_keyboard", []):
+        for button in row:
+            if str(button.get("callback_data", "")).endswith(":refused"):
+                refused = button
+    await demo.press(boss, refused["callback_data"], refused["text"])
+    if holder is not None and holder.telegram_user_id is not None:
+        collector = demo.person(holder.telegram_user_id, holder.name)
+        calls = await demo.command(collector, "/special", "ZS-0002")
+        kind = _button(calls, b.SpecialApply)
+        await demo.press(collector, kind["callback_data"], kind["text"])
+        await demo.say(collector, "有还款能力但拒不还款，建议起诉" if zh else "Able to pay but refuses: legal action")
+        before = len(h.api.calls)
+        await h.deliver_outbox()
+        demo.show(h.api.calls[before:])
+        approve = _button(h.api.calls[before:], b.SpecialApprove)
+        await demo.press(boss, approve["callback_data"], approve["text"])
+        before = len(h.api.calls)
+        await h.deliver_outbox()
+        demo.show(h.api.calls[before:])
+        arranged = _button(h.api.calls[before:], b.SpecialArranged)
+        await demo.press(admin, arranged["callback_data"], arranged["text"])
+    await demo.command(boss, "/case", "ZS-0002")
+
+
 async def scene_custody(demo: Demo) -> None:
     """The admin's side of the record: a backup to two folders, the audit log checked, a legal hold, /status,
     and a restore into an empty folder."""
@@ -360,7 +411,7 @@ async def scene_custody(demo: Demo) -> None:
 
 Scene = Callable[[Demo], Awaitable[None]]
 SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency, scene_handover,
-                       scene_office, scene_custody]
+                       scene_office, scene_custody, scene_procedure]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
