@@ -188,6 +188,11 @@ class RoutePicture(Button, prefix="v:route", action=W):
     pass
 
 
+@button
+class DayPlanFile(Button, prefix="v:plan", action=Action.DAY_PLAN_FILE):
+    """📋 File today's plan: the list in route order, to the supervisor, once a day."""
+
+
 # ---- writing a visit report --------------------------------------------------------------------------------
 
 V = Action.VISIT_WRITE

@@ -106,8 +106,8 @@ async def test_collector_walks_through_a_visit_and_the_supervisor_approves(
         stored = tmp_path / e[3]
         assert stored.name.startswith(e[2]) and hashlib.sha256(stored.read_bytes()).hexdigest() == e[2]
 
-    # the supervisor's review request
-    assert await harness.deliver_outbox() == 1
+    # Ann's plan of the day (her first look at /visits), then the supervisor's review request
+    assert await harness.deliver_outbox() == 2
     review = harness.api.last("sendMessage", BOSS.id).params
     assert review["text"].startswith("📝 Ann filed a visit report for review:")
     assert "Result: Promise to pay" in review["text"] and "amount: CN¥1,200.00" in review["text"]

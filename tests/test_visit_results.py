@@ -117,8 +117,8 @@ async def test_moved_with_a_new_address_moves_the_case_and_lists_it_as_a_locate_
             assert f"new address: {NEW_ADDRESS}" in harness.replies(calls)[-1]
     assert geo.queries == [NEW_ADDRESS]
     await _assert_moved(harness, field)
-    await harness.deliver_outbox()
-    assert f"new address: {NEW_ADDRESS}" in harness.api.last("sendMessage", BOSS.id).params["text"]
+    await harness.deliver_outbox()  # the review request (and Ann's plan of the day, from her first /visits)
+    assert any(t.startswith("📝 Ann filed") and f"new address: {NEW_ADDRESS}" in t for t in harness.api.texts(BOSS.id))
     # the supervisor's case desk shows the move on the case's timeline
     card = harness.replies(await harness.send(harness.updates.command(BOSS, "/case", "ZS-1")))[-1]
     assert f"address changed by Ann: {OLD_ADDRESS} → {NEW_ADDRESS}" in card

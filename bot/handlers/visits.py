@@ -8,12 +8,12 @@ from datetime import timedelta
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.buttons import CaseCard, CasePhone, CheckIn, ExtensionAsk, RoutePicture, VisitListPage
+from bot.buttons import CaseCard, CasePhone, CheckIn, DayPlanFile, ExtensionAsk, RoutePicture, VisitListPage
 from bot.context import FieldbotContext
 from bot.handlers.common import ignore_replays, pressed, refuse, serves, show, write_once
 from bot.handlers.routing import RoleIs
 from bot.i18n import all_translations
-from bot.services import coords, masking, visits
+from bot.services import coords, day_plan, masking, visits
 from bot.services.errors import DomainError
 from bot.services.policy import Action
 from bot.services.route import plan_route, render_route_png
@@ -50,12 +50,24 @@ async def show_list(update: Update, context: FieldbotContext) -> None:
     t, runtime = context.t, context.runtime
     offset = pressed(update, VisitListPage).offset if update.callback_query is not None else 0
     origin = await _origin(context)
+    now = runtime.clock.now()
     async with runtime.db.read() as session:
-        listing = await visits.visit_list(session, context.staff, now=runtime.clock.now(), calendar=runtime.calendar,
+        listing = await visits.visit_list(session, context.staff, now=now, calendar=runtime.calendar,
                                           origin=origin, offset=offset, limit=PAGE_SIZE)
+        plan_due = await day_plan.still_to_file(session, context.staff, now=now, calendar=runtime.calendar)
     if not listing.total:
         await _send(update, context, t("visits.none"))
         return
+    filed = None
+    if plan_due and update.callback_query is None:
+        # The day's first look at the list files its plan, quietly (the list reads as it always does); the
+        # day_plans row makes it once (no write_once: a shared location shows the list after its own).
+        try:
+            async with runtime.db.write() as session:
+                filed = await day_plan.file_today(session, context.staff, now=now, calendar=runtime.calendar,
+                                                  origin=origin)
+        except DomainError:
+            filed = None
     page = listing.items
     lines = [t("visits.title", count=listing.total, overdue=listing.overdue)]
     buttons = []
@@ -77,9 +89,30 @@ async def show_list(update: Update, context: FieldbotContext) -> None:
     if nav:
         buttons.append(nav)
     buttons.append([InlineKeyboardButton(t("visits.route"), callback_data=RoutePicture().pack())])
+    if plan_due and filed is None:
+        buttons.append([InlineKeyboardButton(t("dayplan.button"), callback_data=DayPlanFile().pack())])
     if origin is None:
         lines.append(t("visits.share_location_hint"))
     await _send(update, context, "\n".join(lines), buttons)
+
+
+@serves(Action.DAY_PLAN_FILE)
+@ignore_replays
+async def file_plan(update: Update, context: FieldbotContext) -> None:
+    """📋 File today's plan: the list in route order goes to the supervisor, once a day."""
+    assert context.staff is not None
+    runtime, t = context.runtime, context.t
+    origin = await _origin(context)
+    try:
+        async with write_once(update, context) as session:
+            filed = await day_plan.file_today(session, context.staff, now=runtime.clock.now(),
+                                              calendar=runtime.calendar, origin=origin)
+    except DomainError as error:
+        await refuse(update, context, error, what="dayplan.file")
+        return
+    text = (t("dayplan.filed", count=len(filed.plan.case_ids)) if filed.new
+            else t("dayplan.already", time=t.datetime(filed.plan.filed_at, runtime.tz)))
+    await show(update, context, text, edit=False)
 
 
 @serves(Action.CASE_WORK)
@@ -211,4 +244,5 @@ def handlers() -> list[BaseHandler[Update, FieldbotContext, object]]:
         CallbackQueryHandler(show_card, pattern=CaseCard.pattern()),
         CallbackQueryHandler(show_phone, pattern=CasePhone.pattern()),
         CallbackQueryHandler(show_route, pattern=RoutePicture.pattern()),
+        CallbackQueryHandler(file_plan, pattern=DayPlanFile.pattern()),
     ]

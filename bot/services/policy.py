@@ -118,6 +118,8 @@ class Action(StrEnum):
     SPECIAL_ARRANGE = "special.arrange"
     # closing a special procedure with its result
     SPECIAL_CLOSE = "special.close"
+    # a field collector filing their plan of the day (the route order) with their supervisor
+    DAY_PLAN_FILE = "dayplan.file"
 
 
 R = Role
@@ -162,6 +164,7 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
     Action.SPECIAL_ARRANGE: {R.ADMIN: frozenset({A})},
     Action.SPECIAL_CLOSE: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S}),
                            R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.DAY_PLAN_FILE: {R.COLLECTOR: frozenset({S})},
 }
 """The whole policy. Notes on the choices:
 
@@ -187,6 +190,8 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
   the admin office's, who holds the agreements.
 * A final notice by registered letter (/letter) is recorded and its delivery marked by the case's team
   supervisor or the admin office.
+* A field collector files their own plan of the day (the route order, /visits) with their supervisor;
+  phone collectors have no route.
 * A special procedure (/special) is applied for by the collector who holds the case, decided by that
   team's supervisor (or the admin office), arranged by the admin office, and closed with its result by
   the collector holding the case, the team's supervisor or the admin office.
@@ -472,4 +477,5 @@ OBJECT_KIND: Mapping[Action, str] = {
     Action.SPECIAL_DECIDE: "case",
     Action.SPECIAL_ARRANGE: "case",
     Action.SPECIAL_CLOSE: "case",
+    Action.DAY_PLAN_FILE: "staff",
 }

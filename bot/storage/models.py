@@ -583,6 +583,19 @@ class FieldRequest(Base):
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
 
 
+class DayPlan(Base):
+    """A field collector's plan of the day (the route order), filed with their supervisor once per working day."""
+
+    __tablename__ = "day_plans"
+    __table_args__ = (UniqueConstraint("collector_id", "day", name="uq_day_plans_collector_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collector_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    day: Mapped[date] = mapped_column(Date)
+    case_ids: Mapped[list[int]] = mapped_column(JSON, default=list)  # in the order of the route
+    filed_at: Mapped[datetime]
+
+
 class Backup(Base):
     """One run of ``fieldbot backup``: what it copied where, the manifest's hash, or why it failed."""
 
