@@ -315,3 +315,17 @@ async def test_only_the_cases_own_collector_applies(harness: BotHarness, office:
     async with harness.db.read() as session:
         assert await session.scalar(select(func.count()).select_from(SpecialProcedure)) == 0
         assert await session.scalar(select(func.count()).select_from(Letter)) == 0
+
+
+async def test_two_deciders_at_once_one_decision(harness: BotHarness, office: dict[str, int]) -> None:
+    case_id = office["case"]
+    await harness.send(harness.updates.command(ANN, "/special", "ZS-1"))
+    await harness.send(harness.updates.button(ANN, f"sp:kind:{case_id}:third_party"))
+    await harness.send(harness.updates.text(ANN, "需要村委会协助联系债务人"))
+    results = await asyncio.gather(harness.send(harness.updates.button(BOSS, f"sp:ok:{case_id}", forge=True)),
+                                   harness.send(harness.updates.button(ADMIN, f"sp:no:{case_id}", forge=True)))
+    shown = [str(c.params.get("text")) for calls in results for c in calls if c.params.get("text")]
+    assert sum("no special procedure waiting for a decision" in s for s in shown) == 1
+    decisions = [a for a in await _audit_actions(harness, case_id) if a in ("special.approved", "special.rejected")]
+    assert len(decisions) == 1
+    assert await _special(harness, case_id) == ("approved" if decisions == ["special.approved"] else "rejected")

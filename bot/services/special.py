@@ -4,8 +4,10 @@ The collector (field or phone) holding the case applies with the kind and a reas
 supervisor approves or rejects it (the admin office may too); once approved the admin office is told to
 arrange the resources and marks them arranged; the procedure is closed with its result by the collector
 holding the case, the team's supervisor or the admin office. A case has at most one procedure open
-(pending, approved or arranged) at a time. Every step writes an audit entry on the case, which the case
-timeline shows (bot/services/case_events.py), and tells the next person through the outbox.
+(pending, approved or arranged) at a time; each step locks the procedure's row (an application, the
+case's row), so two taps or two people at once end in one state and the second is told. Every step
+writes an audit entry on the case, which the case timeline shows (bot/services/case_events.py), and tells
+the next person through the outbox.
 """
 
 from __future__ import annotations
@@ -57,8 +59,10 @@ def _reason(text: str, key: str) -> str:
     return cleaned
 
 
-async def check_apply(session: AsyncSession, actor: StaffView | None, case_id: int) -> Case:
+async def check_apply(session: AsyncSession, actor: StaffView | None, case_id: int, *, lock: bool = False) -> Case:
     case = await _case(session, actor, policy.Action.SPECIAL_APPLY, case_id)
+    if lock:  # two applications at once (two taps, two processes): the second sees the first
+        await session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
     if case.status in CLOSED_STATUSES:
         raise DomainError(N_("special.error.case_closed"), case_no=case.case_no)
     if await open_of(session, case_id) is not None:
@@ -103,7 +107,7 @@ def _who(actor: StaffView | None) -> str:
 async def apply(session: AsyncSession, actor: StaffView, case_id: int, *, kind: str, reason: str,
                 now: datetime) -> SpecialProcedure:
     """The collector applies: the supervisor gets the application with approve / reject buttons."""
-    case = await check_apply(session, actor, case_id)
+    case = await check_apply(session, actor, case_id, lock=True)
     if kind not in {k.value for k in SpecialKind}:
         raise DomainError(N_("special.error.kind"))
     procedure = SpecialProcedure(case_id=case.id, kind=kind, reason=_reason(reason, N_("special.error.reason")),
