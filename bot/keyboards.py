@@ -11,6 +11,7 @@ from telegram import (
     InlineKeyboardMarkup,
     KeyboardButton,
     ReplyKeyboardMarkup,
+    WebAppInfo,
 )
 
 from bot.buttons import (
@@ -24,6 +25,7 @@ from bot.buttons import (
     Word,
 )
 from bot.i18n import N_, SUPPORTED_LOCALES, Translator
+from bot.services import policy
 from bot.storage.models import Role
 
 # Main reply-keyboard rows per role, as message ids. Each flow adds its buttons here.
@@ -65,12 +67,6 @@ ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("c
 for _office in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
     ROLE_MENU[_office].insert(len(ROLE_MENU[_office]) - 1, [N_("menu.case"), N_("menu.team")])
     ROLE_COMMANDS[_office] += [("case", N_("command.case")), ("team", N_("command.team"))]
-# the rest of the procedure (bot/handlers/procedure.py)
-ROLE_COMMANDS[Role.ADMIN] += [("banks", N_("command.banks")), ("bankalert", N_("command.bankalert"))]
-for _office in (Role.SUPERVISOR, Role.ADMIN):
-    ROLE_COMMANDS[_office] += [("letter", N_("command.letter"))]
-for _field in (Role.COLLECTOR, Role.PHONE_COLLECTOR):
-    ROLE_COMMANDS[_field] += [("special", N_("command.special"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
 
@@ -83,9 +79,13 @@ PageButton = type[VisitCalendarPage] | type[ExtensionCalendarPage]
 LOCATION_BUTTONS = frozenset({"menu.share_location"})
 
 
-def main_keyboard(t: Translator, role: Role) -> ReplyKeyboardMarkup:
+def main_keyboard(t: Translator, role: Role, *, console_url: str | None = None) -> ReplyKeyboardMarkup:
+    """The role's menu; with the console's HTTPS address (FIELDBOT_WEB_URL), a Console button that opens it as a
+    Mini App for the roles the console is for (those who may see a team's day)."""
     rows = [[KeyboardButton(t(key), request_location=key in LOCATION_BUTTONS or None) for key in row]
             for row in ROLE_MENU[role]]
+    if console_url and console_url.startswith("https://") and role in policy.roles_for(policy.Action.TEAM_VIEW):
+        rows.insert(len(rows) - 1, [KeyboardButton(t(N_("menu.console")), web_app=WebAppInfo(console_url))])
     return ReplyKeyboardMarkup(rows, resize_keyboard=True, is_persistent=True)
 
 

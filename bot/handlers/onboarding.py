@@ -36,7 +36,8 @@ async def show_menu(update: Update, context: FieldbotContext, staff: StaffView, 
         return
     t = context.t
     await context.bot.send_message(chat.id, t(key, name=staff.name, role=t(ROLE_LABELS[staff.role])),
-                                   reply_markup=main_keyboard(t, staff.role))
+                                   reply_markup=main_keyboard(t, staff.role,
+                                                              console_url=context.runtime.settings.web_url))
     await context.bot.set_my_commands(commands_for(t, staff.role), scope=BotCommandScopeChat(chat.id))
 
 
