@@ -501,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="show the whole product in one run, without a token")
     demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "en"])
     demo.set_defaults(func=cmd_demo)
+    from bot.web import demo as console_demo  # fieldbot console-demo: the supervisor's console on demo data
+
+    console_demo.register(sub)
 
     # custody of the record and the machine's health: commands kept in modules of their own
     from bot import (
