@@ -427,6 +427,7 @@ async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) 
             await harness.close()
         problems = harness.api.violations
     out.write(f"\n{translator(lang)('demo.done')}\n")
+    out.write(f"{translator(lang)('demo.console')}\n")
     if problems:
         out.write("\n".join(problems) + "\n")
         return 1
