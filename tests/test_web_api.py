@@ -415,3 +415,32 @@ def test_the_console_link_carries_init_data_in_the_fragment(harness: BotHarness)
     link = console_link("http://127.0.0.1:8080", init_data)
     assert link.startswith("http://127.0.0.1:8080/#tgWebAppData=") and "?" not in link.split("#")[0]
 
+
+
+async def test_the_evidence_bundle_download_is_checked_and_audited(client: httpx.AsyncClient, harness: BotHarness,
+                                                                   office: ConsoleOffice) -> None:
+    import hashlib
+    import zipfile
+
+    case_id = office.cases["ZS-1001"]
+    answer = await get(client, harness, f"/api/cases/{case_id}/bundle")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/zip"
+    assert answer.headers["content-disposition"] == f'attachment; filename="evidence-{case_id}.zip"'
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as bundle:
+        name = next(n for n in bundle.namelist() if n.endswith("manifest.json"))
+        manifest = json.loads(bundle.read(name))
+        root = name.rsplit("/", 1)[0]
+        for entry in manifest["files"]:
+            path = entry["path"] if entry["path"].startswith(root + "/") else f"{root}/{entry['path']}"
+            assert hashlib.sha256(bundle.read(path)).hexdigest() == entry["sha256"]
+    assert (await get(client, harness, f"/api/cases/{case_id}/bundle", LEAD)).status_code == 404  # no visit files
+    assert (await get(client, harness, f"/api/cases/{case_id}/bundle", ZED)).status_code == 404  # another team
+    async with harness.db.read() as session:
+        made = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "evidence.bundle")))
+    assert [(e.object_id, e.actor_id) for e in made] == [(str(case_id), office.staff["boss"])]
+    assert json.loads(made[0].details)["sha256"] == hashlib.sha256(answer.content).hexdigest()
+
+
+async def test_health_needs_no_sign_in(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/healthz")
+    assert answer.json() == {"ok": True} and answer.headers["referrer-policy"] == "no-referrer"
