@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from bot.runtime import Runtime
 from bot.services import audit, audit_checkpoint, backup, backup_manifest
 from bot.storage.db import Database
 from bot.storage.models import AuditEntry
+from tests.conftest import TestDatabases
 
 ENTRIES = 10
 
@@ -149,10 +149,11 @@ async def test_a_log_written_before_it_was_keyed_still_verifies(database: Databa
     assert result.ok and result.checked == 3 and result.legacy == 2
 
 
-def test_cli_names_the_missing_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_cli_names_the_missing_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_urls: TestDatabases,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data"
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{data / 'fieldbot.db'}")
+    url = db_urls.url(data / "fieldbot.db", empty=True)
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(data))
     monkeypatch.setenv("FIELDBOT_BACKUP_DIRS", str(tmp_path / "hq"))
     assert cli.main(["staff", "add", "--name", "Li", "--role", "admin"]) == 0
@@ -165,34 +166,30 @@ def test_cli_names_the_missing_entries(tmp_path: Path, monkeypatch: pytest.Monke
     assert cli.main(["audit", "verify"]) == 0  # no checkpoint file yet: the backup's manifest is the checkpoint
     assert f"head matches the checkpoint at #{head} (backup {kept.backup_id}" in capsys.readouterr().out
 
-    con = sqlite3.connect(data / "fieldbot.db")
-    con.execute("DELETE FROM audit_log WHERE seq >= ?", (head,))
-    con.commit()
-    con.close()
+    db_urls.fetch(url, "DELETE FROM audit_log WHERE seq >= ?", head)
     assert cli.main(["audit", "verify"]) == 1
     assert f"entry #{head} is missing" in capsys.readouterr().out
 
 
 def test_cli_fails_on_a_checkpoint_it_cannot_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   db_urls: TestDatabases,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """Cutting the tail and spoiling the checkpoint file (without the key) does not make verify say intact."""
     data = tmp_path / "data"
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{data / 'fieldbot.db'}")
+    url = db_urls.url(data / "fieldbot.db", empty=True)
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(data))
     monkeypatch.setenv("FIELDBOT_DEFAULT_LOCALE", "en")
     for name in ("Li", "Wu", "Zhao"):
         assert cli.main(["staff", "add", "--name", name, "--role", "admin"]) == 0
     path = data / audit_checkpoint.FILE_NAME
-    con = sqlite3.connect(data / "fieldbot.db")
-    audit_checkpoint.write(path, audit.Head(seq=3, hash=con.execute(
-        "SELECT hash FROM audit_log WHERE seq = 3").fetchone()[0]))
+    audit_checkpoint.write(path, audit.Head(seq=3, hash=db_urls.fetch(
+        url, "SELECT hash FROM audit_log WHERE seq = 3")[0][0]))
     capsys.readouterr()
     assert cli.main(["audit", "verify"]) == 0
     assert "head matches the checkpoint at #3" in capsys.readouterr().out
 
-    con.execute("DELETE FROM audit_log WHERE seq >= 2")
-    con.commit()
-    con.close()
+    db_urls.fetch(url, "DELETE FROM audit_log WHERE seq >= 2")
     for spoiled in ('{"seq": 1, "hash": "x", "at": null, "mac": "y"}', "not json"):
         path.write_text(spoiled)
         assert cli.main(["audit", "verify"]) == 1

@@ -167,6 +167,11 @@ async def _build(database: Database) -> World:
     return world
 
 
+# The world is built once into a SQLite file, copied for each test and put back after every press with
+# SQLite's backup API.
+SQLITE_WORLD = pytest.mark.sqlite_only("the world is copied and put back with SQLite's backup API")
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, World]]:
     folder = tmp_path_factory.mktemp("matrix")
@@ -304,6 +309,7 @@ def _check(refused: bool, allowed: bool, shown: list[str], changed: bool, forbid
 BUTTONS = sorted(declared.BUTTONS.values(), key=lambda c: c.prefix)
 
 
+@SQLITE_WORLD
 @pytest.mark.parametrize("button", BUTTONS, ids=lambda c: c.prefix)
 async def test_button_matrix(button: type[declared.Button], template: tuple[Path, World], tmp_path: Path) -> None:
     path, world = template
@@ -338,6 +344,7 @@ async def test_button_matrix(button: type[declared.Button], template: tuple[Path
                     assert not leaks, f"{what}: team B data shown to team A: {leaks}"
 
 
+@SQLITE_WORLD
 @pytest.mark.parametrize("button", BUTTONS, ids=lambda c: c.prefix)
 async def test_deactivated_staff_are_turned_away(button: type[declared.Button], template: tuple[Path, World],
                                                  tmp_path: Path) -> None:
@@ -367,6 +374,7 @@ def _commands() -> list[tuple[str, Any]]:
 COMMANDS = _commands()
 
 
+@SQLITE_WORLD
 @pytest.mark.parametrize(("command", "callback"), COMMANDS, ids=[c for c, _ in COMMANDS])
 async def test_command_matrix(command: str, callback: Any, template: tuple[Path, World], tmp_path: Path) -> None:
     if command in OPEN_COMMANDS:

@@ -24,7 +24,7 @@ from bot.storage import migrate
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.models import AuditEntry, Backup, Case, Evidence, Instance, OutboxMessage, Role, Staff, Visit
-from tests.conftest import PG_ENV, _drop_pg_database, _fresh_pg_database
+from tests.conftest import PG_ENV, TestDatabases, _drop_pg_database, _fresh_pg_database
 
 
 def settings_for(database: Database, data_dir: Path, *folders: Path) -> Settings:
@@ -180,17 +180,19 @@ async def make_one(database: Database, tmp_path: Path, clock: ManualClock) -> tu
     return settings, await backup.make_backup(database, settings, now=clock.now())
 
 
-async def test_a_damaged_backup_is_refused_naming_the_file(database: Database, tmp_path: Path,
+async def test_a_damaged_backup_is_refused_naming_the_file(database: Database, db_urls: TestDatabases, tmp_path: Path,
                                                            clock: ManualClock) -> None:
     settings, result = await make_one(database, tmp_path, clock)
     damaged = result.manifest.files[1].in_folder(tmp_path / "hq")
     damaged.write_bytes(damaged.read_bytes()[:-1] + b"!")
-    target = f"sqlite+aiosqlite:///{tmp_path / 'restored' / 'fieldbot.db'}"
+    target = db_urls.url(tmp_path / "restored" / "fieldbot.db", empty=True)
     with pytest.raises(backup.RestoreRefused) as refused:
         await backup.restore(settings, source=tmp_path / "hq", target_url=target, data_dir=tmp_path / "restored",
                              by="test", now=clock.now())
     assert refused.value.problems == [f"{damaged}: changed (its SHA-256 does not match the manifest)"]
     assert not (tmp_path / "restored" / "fieldbot.db").exists() and not (tmp_path / "restored" / "media").exists()
+    if db_urls.postgres:
+        assert db_urls.fetch(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
 
     damaged.unlink()
     with pytest.raises(backup.RestoreRefused) as missing:
@@ -199,16 +201,18 @@ async def test_a_damaged_backup_is_refused_naming_the_file(database: Database, t
     assert missing.value.problems == [f"{damaged}: missing"]
 
 
-async def test_an_edited_manifest_is_refused(database: Database, tmp_path: Path, clock: ManualClock) -> None:
+async def test_an_edited_manifest_is_refused(database: Database, db_urls: TestDatabases, tmp_path: Path,
+                                             clock: ManualClock) -> None:
     settings, result = await make_one(database, tmp_path, clock)
     assert result.manifest.folder is not None
     path = result.manifest.folder / "manifest.json"
     path.write_text(path.read_text().replace('"evidence": 3', '"evidence": 2'))
     with pytest.raises(backup.RestoreRefused, match="altered"):
         await backup.restore(settings, source=result.manifest.folder, by="test", now=clock.now(),
-                             target_url=f"sqlite+aiosqlite:///{tmp_path / 'r' / 'f.db'}", data_dir=tmp_path / "r")
+                             target_url=db_urls.url(tmp_path / "r" / "f.db", empty=True), data_dir=tmp_path / "r")
 
 
+@pytest.mark.sqlite_only("the replaced database is kept aside as a SQLite file")
 async def test_restore_over_data_needs_the_backup_id(database: Database, tmp_path: Path, clock: ManualClock) -> None:
     settings, result = await make_one(database, tmp_path, clock)
     await seed(database, clock.now(), user=8802, prefix="C")  # work done after the backup
@@ -247,7 +251,7 @@ async def test_restore_over_data_needs_the_backup_id(database: Database, tmp_pat
     assert str(aside / "database.sqlite3") in entry.details
 
 
-async def test_restore_needs_the_file_key_for_sealed_files(database: Database, tmp_path: Path,
+async def test_restore_needs_the_file_key_for_sealed_files(database: Database, db_urls: TestDatabases, tmp_path: Path,
                                                           clock: ManualClock) -> None:
     data = tmp_path / "data"
     MediaStore(data).put(b"the bank's file", kind="imports", suffix=".csv", sealed=True)
@@ -255,7 +259,7 @@ async def test_restore_needs_the_file_key_for_sealed_files(database: Database, t
     elsewhere = settings.model_copy(update={"keys_dir": tmp_path / "new-machine-keys"})
     with pytest.raises(backup.RestoreRefused, match=r"files\.key is missing"):
         await backup.restore(elsewhere, source=tmp_path / "hq", by="test", now=clock.now(),
-                             target_url=f"sqlite+aiosqlite:///{tmp_path / 'r' / 'f.db'}", data_dir=tmp_path / "r")
+                             target_url=db_urls.url(tmp_path / "r" / "f.db", empty=True), data_dir=tmp_path / "r")
     assert not (tmp_path / "new-machine-keys").exists() and not (tmp_path / "r").exists()
 
 
@@ -283,6 +287,7 @@ async def test_backup_folders_are_recorded_absolute(database: Database, tmp_path
     assert row is not None and row.targets == [str(tmp_path / "usb")]
 
 
+@pytest.mark.sqlite_only("backs up a SQLite database to restore it into PostgreSQL")
 async def test_restore_refuses_another_kind_of_database(database: Database, tmp_path: Path,
                                                         clock: ManualClock) -> None:
     settings, _ = await make_one(database, tmp_path, clock)
@@ -433,11 +438,11 @@ async def test_what_a_killed_run_left_is_cleared(database: Database, tmp_path: P
 FIELDBOT = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
-def test_kill_9_during_a_backup_leaves_the_last_good_one(tmp_path: Path) -> None:
+def test_kill_9_during_a_backup_leaves_the_last_good_one(tmp_path: Path, db_urls: TestDatabases) -> None:
     """`fieldbot backup` killed while it copies: the half-done snapshot is no backup (restore takes the
     last whole one), and the next run makes a whole one."""
     data, hq = tmp_path / "data", tmp_path / "hq"
-    env = {**os.environ, "FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'fieldbot.db'}",
+    env = {**os.environ, "FIELDBOT_DATABASE_URL": db_urls.url(data / "fieldbot.db", empty=True),
            "FIELDBOT_DATA_DIR": str(data), "FIELDBOT_BACKUP_DIRS": str(hq)}
 
     def fieldbot(*args: str) -> subprocess.CompletedProcess[str]:
@@ -463,7 +468,7 @@ def test_kill_9_during_a_backup_leaves_the_last_good_one(tmp_path: Path) -> None
     assert backup_manifest.newest(hq).backup_id == good.backup_id  # type: ignore[union-attr]
 
     restored = tmp_path / "restored"
-    result = fieldbot("restore", "--from", str(hq), "--to", f"sqlite+aiosqlite:///{restored / 'fieldbot.db'}",
+    result = fieldbot("restore", "--from", str(hq), "--to", db_urls.url(restored / "fieldbot.db", empty=True),
                       "--media", str(restored))
     assert result.returncode == 0, result.stderr
     assert good.backup_id in result.stdout
@@ -488,8 +493,8 @@ async def test_restore_into_a_migrated_empty_database(any_database: Database, ta
     assert done.verify.ok and done.counts == result.manifest.counts
 
 
-async def test_a_manifest_naming_a_path_outside_the_folder_is_refused(database: Database, tmp_path: Path,
-                                                                      clock: ManualClock) -> None:
+async def test_a_manifest_naming_a_path_outside_the_folder_is_refused(database: Database, db_urls: TestDatabases,
+                                                                      tmp_path: Path, clock: ManualClock) -> None:
     """A manifest signed with the key but naming ``..`` paths writes nothing outside the data dir."""
     settings, result = await make_one(database, tmp_path, clock)
     manifest, folder = result.manifest, result.manifest.folder
@@ -502,20 +507,20 @@ async def test_a_manifest_naming_a_path_outside_the_folder_is_refused(database: 
         (folder / "manifest.json").write_bytes(manifest.dumps())
         with pytest.raises(backup.RestoreRefused, match="not a media path"):
             await backup.restore(settings, source=folder, by="test", now=clock.now(),
-                                 target_url=f"sqlite+aiosqlite:///{tmp_path / 'r' / 'f.db'}", data_dir=tmp_path / "r")
+                                 target_url=db_urls.url(tmp_path / "r" / "f.db", empty=True), data_dir=tmp_path / "r")
     manifest.files = [first, *manifest.files[1:]]
     manifest.database_file = "../../../fieldbot.db"
     (folder / "manifest.json").write_bytes(manifest.dumps())
     with pytest.raises(backup.RestoreRefused, match="not a file name"):
         await backup.restore(settings, source=folder, by="test", now=clock.now(),
-                             target_url=f"sqlite+aiosqlite:///{tmp_path / 'r' / 'f.db'}", data_dir=tmp_path / "r")
+                             target_url=db_urls.url(tmp_path / "r" / "f.db", empty=True), data_dir=tmp_path / "r")
     assert not outside.exists() and not (tmp_path / "r").exists()
 
 
-def test_cli_restore_bad_input_is_one_clear_line(tmp_path: Path) -> None:
+def test_cli_restore_bad_input_is_one_clear_line(tmp_path: Path, db_urls: TestDatabases) -> None:
     """No keys folder (a new machine), a bad --to URL, a missing folder: one line each, no traceback."""
     data, hq = tmp_path / "data", tmp_path / "hq"
-    env = {**os.environ, "FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'fieldbot.db'}",
+    env = {**os.environ, "FIELDBOT_DATABASE_URL": db_urls.url(data / "fieldbot.db", empty=True),
            "FIELDBOT_DATA_DIR": str(data), "FIELDBOT_BACKUP_DIRS": str(hq)}
 
     def fieldbot(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -525,7 +530,7 @@ def test_cli_restore_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     assert fieldbot("staff", "add", "--name", "Li", "--role", "admin").returncode == 0
     assert fieldbot("backup").returncode == 0
     new_keys = tmp_path / "new-machine" / "keys"
-    elsewhere = f"sqlite+aiosqlite:///{tmp_path / 'new-machine' / 'fieldbot.db'}"
+    elsewhere = db_urls.url(tmp_path / "new-machine" / "fieldbot.db", empty=True)
     for args, extra, said in [
         (("restore", "--from", str(hq), "--to", elsewhere), {"FIELDBOT_KEYS_DIR": str(new_keys)},
          str(new_keys / "audit.key")),

@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
+from tests.conftest import TestDatabases
 
 
 @pytest.fixture
-def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_urls: TestDatabases) -> str:
+    """The database URL the commands use (an empty SQLite file, or an empty PostgreSQL database)."""
     for key in ("FIELDBOT_TOKEN", "FIELDBOT_DATABASE_URL", "FIELDBOT_DATA_DIR"):
         monkeypatch.delenv(key, raising=False)
-    path = tmp_path / "fieldbot.db"
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    url = db_urls.url(tmp_path / "fieldbot.db", empty=True)
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)  # no stray .env is read
-    return path
+    return url
 
 
-def test_db_upgrade_creates_the_schema(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_db_upgrade_creates_the_schema(db_file: str, db_urls: TestDatabases,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade"]) == 0
-    tables = {r[0] for r in sqlite3.connect(db_file).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if db_urls.postgres:
+        tables = {r[0] for r in db_urls.fetch(db_file, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    else:
+        tables = {r[0] for r in db_urls.fetch(db_file, "SELECT name FROM sqlite_master WHERE type='table'")}
+        assert db_urls.fetch(db_file, "PRAGMA journal_mode")[0][0] == "wal"
     assert {"staff", "invites", "cases", "assignments", "audit_log", "alembic_version"} <= tables
-    assert sqlite3.connect(db_file).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_staff_add_list_deactivate(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_staff_add_list_deactivate(db_file: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["staff", "add", "--name", "王主管", "--role", "supervisor", "--team", "A"]) == 0
     assert main(["staff", "add", "--name", "张三", "--role", "collector", "--team", "A", "--supervisor", "1",
                  "--bot-username", "acme_field_bot"]) == 0
@@ -43,25 +48,25 @@ def test_staff_add_list_deactivate(db_file: Path, capsys: pytest.CaptureFixture[
         ("王主管", "supervisor", True, None), ("张三", "collector", False, 1)]
 
 
-def test_staff_add_with_a_bad_supervisor_is_a_clear_error(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_staff_add_with_a_bad_supervisor_is_a_clear_error(db_file: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["staff", "add", "--name", "张三", "--role", "collector", "--supervisor", "42"]) == 1
     err = capsys.readouterr().err
     assert "42" in err and "Traceback" not in err
 
 
-def test_audit_verify_names_the_edited_entry(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_audit_verify_names_the_edited_entry(db_file: str, db_urls: TestDatabases,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("甲", "乙", "丙"):
         assert main(["staff", "add", "--name", name, "--role", "collector"]) == 0
     capsys.readouterr()
     assert main(["audit", "verify"]) == 0
     assert "intact: 6 entries" in capsys.readouterr().out
-    with sqlite3.connect(db_file) as conn:
-        conn.execute("UPDATE audit_log SET details = replace(details, '乙', '丁') WHERE seq = 3")
+    db_urls.fetch(db_file, "UPDATE audit_log SET details = replace(details, '乙', '丁') WHERE seq = 3")
     assert main(["audit", "verify"]) == 1
     assert "entry #3 was altered" in capsys.readouterr().out
 
 
-def test_bad_setting_is_one_clear_line(db_file: Path, monkeypatch: pytest.MonkeyPatch,
+def test_bad_setting_is_one_clear_line(db_file: str, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("FIELDBOT_TIMEZONE", "Mars/Olympus")
     assert main(["db", "upgrade"]) == 2
@@ -74,7 +79,7 @@ def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-def test_import_exit_codes_and_rejects_file(db_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_exit_codes_and_rejects_file(db_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     header = "案件编号,委托方,客户姓名,地址,欠款金额,手机号码\n"
     good = _write(tmp_path / "good.csv", header + "A-1,招商银行,李四,上海市,1200.50,13800138000\n", "gbk")
     assert main(["import", str(good), "--received-at", "2026-11-02T08:00"]) == 0
@@ -92,7 +97,7 @@ def test_import_exit_codes_and_rejects_file(db_file: Path, tmp_path: Path, capsy
     assert main(["import", str(tmp_path / "missing.csv")]) == 2
 
 
-def test_assign_and_cases_from_the_shell(db_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_assign_and_cases_from_the_shell(db_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["staff", "add", "--name", "张三", "--role", "collector", "--team", "A"]) == 0
     csv = _write(tmp_path / "c.csv", "案件编号,委托方,客户姓名,地址,欠款金额\nA-1,招商银行,李四,上海市,100\n"
                                      "A-2,招商银行,王五,上海市,200\n")

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
 from bot.cli import main
+from tests.conftest import TestDatabases
 
 
 @pytest.fixture
-def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_urls: TestDatabases) -> str:
     for key in ("FIELDBOT_TOKEN", "FIELDBOT_DATABASE_URL", "FIELDBOT_DATA_DIR"):
         monkeypatch.delenv(key, raising=False)
-    path = tmp_path / "fieldbot.db"
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    url = db_urls.url(tmp_path / "fieldbot.db", empty=True)
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
-    return path
+    return url
 
 
 def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -27,7 +27,7 @@ def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-def test_payments_recall_and_reconciliation_from_the_shell(db_file: Path, tmp_path: Path,
+def test_payments_recall_and_reconciliation_from_the_shell(db_file: str, tmp_path: Path, db_urls: TestDatabases,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     cases = _write(tmp_path / "cases.csv", "案件编号,客户姓名,地址,欠款金额\nA-1,李四,上海市,1000\n"
                    "A-2,王五,北京市,500\nA-3,赵六,广州市,800\n", "gbk")
@@ -40,9 +40,8 @@ def test_payments_recall_and_reconciliation_from_the_shell(db_file: Path, tmp_pa
     assert main(["import-payments", str(tmp_path / "none.csv")]) == 2
     recall = _write(tmp_path / "recall.csv", "案件编号\nA-3\n")
     assert main(["import", str(recall), "--recall", "--bank", "招商银行"]) == 0
-    with sqlite3.connect(db_file) as db:
-        assert db.execute("select count(*) from payments").fetchone() == (2,)
-        statuses = dict(db.execute("select case_no, status from cases").fetchall())
+    assert db_urls.fetch(db_file, "select count(*) from payments") == [(2,)]
+    statuses = dict(db_urls.fetch(db_file, "select case_no, status from cases"))
     assert statuses == {"A-1": "paid", "A-2": "new", "A-3": "closed"}
     out = tmp_path / "recon.xlsx"
     assert main(["reconcile", "--bank", "招商银行", "--month", "2026-10", "--out", str(out)]) == 0

@@ -44,7 +44,7 @@ from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.models import AuditEntry, Case, Evidence, OutboxMessage, Role, Staff, Visit
 from tests.case_files import sample_cases, write_cases_csv
-from tests.conftest import PG_ENV, _drop_pg_database, _fresh_pg_database
+from tests.conftest import PG_ENV, TestDatabases, _drop_pg_database, _fresh_pg_database
 from tests.field_office import ADMIN
 
 
@@ -205,9 +205,9 @@ def umask_022_throughout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_database_media_rejects_and_backup_owner_only_without_the_cli_umask(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask_022_throughout: None) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask_022_throughout: None, db_urls: TestDatabases) -> None:
     data, hq = tmp_path / "data", tmp_path / "hq"
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{data / 'fieldbot.db'}")
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", db_urls.url(data / "fieldbot.db", empty=True))
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(data))
     monkeypatch.setenv("FIELDBOT_BACKUP_DIRS", str(hq))
     rows = sample_cases()
@@ -221,7 +221,8 @@ def test_database_media_rejects_and_backup_owner_only_without_the_cli_umask(
     assert mode(control) == 0o644  # the umask really was 022: a file not made private is readable by others
 
     assert mode(tmp_path / "bank.rejects.csv") == 0o600
-    assert mode(data / "fieldbot.db") == 0o600
+    if not db_urls.postgres:  # a SQLite file; PostgreSQL keeps its files itself
+        assert mode(data / "fieldbot.db") == 0o600
     media = list((data / "media").rglob("*"))
     assert any(p.name.endswith(".sealed") for p in media)  # the bank's original, sealed
     for root in (data, hq):
@@ -277,9 +278,10 @@ async def _tamper(url: str, how: str, n: int) -> None:
     ("forged", "entry #{n_next} was altered or forged"),
 ])
 def test_cli_audit_verify_names_each_tampering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str], how: str, named: str) -> None:
+                                               capsys: pytest.CaptureFixture[str], how: str, named: str,
+                                               db_urls: TestDatabases) -> None:
     data = tmp_path / "data"
-    url = f"sqlite+aiosqlite:///{data / 'fieldbot.db'}"
+    url = db_urls.url(data / "fieldbot.db", empty=True)
     monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(data))
     monkeypatch.setenv("FIELDBOT_DEFAULT_LOCALE", "en")
@@ -438,7 +440,7 @@ async def test_the_sweep_keeps_the_known_head_alerts_once_a_day_and_never_moves_
 
 
 async def test_an_approved_restore_of_an_older_backup_is_no_cut(database: Database, clock: ManualClock,
-                                                               tmp_path: Path) -> None:
+                                                               tmp_path: Path, db_urls: TestDatabases) -> None:
     runtime = await _ten_entries(database, clock, tmp_path)
     older = await backup.make_backup(database, runtime.settings, now=clock.now())  # head #10 (its entry: #11)
     clock.advance(timedelta(hours=1))
@@ -447,7 +449,7 @@ async def test_an_approved_restore_of_an_older_backup_is_no_cut(database: Databa
     assert (older.manifest.audit_head.seq, newer.manifest.audit_head.seq) == (10, 16)
 
     clock.advance(timedelta(hours=1))  # head office approves going back to the older one
-    target_url = f"sqlite+aiosqlite:///{tmp_path / 'restored' / 'fieldbot.db'}"
+    target_url = db_urls.url(tmp_path / "restored" / "fieldbot.db", empty=True)
     restored = tmp_path / "restored-data"
     await backup.restore(runtime.settings, source=tmp_path / "hq" / "snapshots" / older.backup_id,
                          target_url=target_url, data_dir=restored, by="test", now=clock.now())

@@ -15,6 +15,7 @@ from bot.storage.db import Database
 from bot.storage.models import Assignment, Case, Role, Staff
 
 
+@pytest.mark.sqlite_only("SQLite's PRAGMAs: WAL, foreign keys, busy timeout")
 async def test_sqlite_pragmas(database: Database) -> None:
     async with database.read() as session:
         assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"

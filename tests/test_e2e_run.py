@@ -14,6 +14,7 @@ from bot.sandbox.botapi import FakeBotApi
 from bot.sandbox.harness import TOKEN
 from bot.sandbox.http_server import FakeBotApiServer
 from bot.sandbox.updates import FakeUser, UpdateFactory
+from tests.conftest import TestDatabases
 
 USER = FakeUser(4242, "Li", language_code="en")
 
@@ -23,10 +24,10 @@ def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
                           timeout=60, check=False)
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def _env(tmp_path: Path, db_urls: TestDatabases, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDBOT_")}
     env.update({
-        "FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}",
+        "FIELDBOT_DATABASE_URL": db_urls.url(tmp_path / "fieldbot.db"),
         "FIELDBOT_DATA_DIR": str(tmp_path / "data"),
         "FIELDBOT_LOG_LEVEL": "INFO",
         **extra,
@@ -34,15 +35,15 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_missing_token_is_one_line_naming_the_variable(tmp_path: Path) -> None:
-    result = _run_cli(_env(tmp_path), "run")
+def test_missing_token_is_one_line_naming_the_variable(tmp_path: Path, db_urls: TestDatabases) -> None:
+    result = _run_cli(_env(tmp_path, db_urls), "run")
     assert result.returncode == 2
     assert "FIELDBOT_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_start_with_code_over_real_http(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+def test_start_with_code_over_real_http(tmp_path: Path, db_urls: TestDatabases) -> None:
+    env = _env(tmp_path, db_urls)
     added = _run_cli(env, "staff", "add", "--name", "Li Lei", "--role", "collector",
                      "--bot-username", "fieldbot_demo_bot")
     assert added.returncode == 0, added.stderr
@@ -77,13 +78,13 @@ def test_start_with_code_over_real_http(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [["--help"], ["staff", "--help"], ["audit", "--help"]])
-def test_cli_help(tmp_path: Path, args: list[str]) -> None:
-    result = _run_cli(_env(tmp_path), *args)
+def test_cli_help(tmp_path: Path, db_urls: TestDatabases, args: list[str]) -> None:
+    result = _run_cli(_env(tmp_path, db_urls), *args)
     assert result.returncode == 0 and "usage: fieldbot" in result.stdout
 
 
 @pytest.mark.parametrize("form", ["comma", "json"])
-def test_list_settings_start_the_bot(tmp_path: Path, form: str) -> None:
+def test_list_settings_start_the_bot(tmp_path: Path, db_urls: TestDatabases, form: str) -> None:
     """FIELDBOT_ESCALATION and FIELDBOT_BACKUP_DIRS as the README writes them (a,b) or as JSON."""
     dirs = [str(tmp_path / "backup-a"), str(tmp_path / "backup-b")]
     levels = ["supervisor", "admin"]
@@ -95,7 +96,7 @@ def test_list_settings_start_the_bot(tmp_path: Path, form: str) -> None:
         extra = {"FIELDBOT_ESCALATION": json.dumps(levels), "FIELDBOT_BACKUP_DIRS": json.dumps(dirs)}
     api = FakeBotApi(token=TOKEN)
     with FakeBotApiServer(api) as server:
-        env = _env(tmp_path, FIELDBOT_TOKEN=TOKEN, FIELDBOT_API_BASE_URL=server.base_url,
+        env = _env(tmp_path, db_urls, FIELDBOT_TOKEN=TOKEN, FIELDBOT_API_BASE_URL=server.base_url,
                    FIELDBOT_API_FILE_URL=server.file_url, **extra)
         process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)

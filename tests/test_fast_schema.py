@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from bot.storage import migrate
 from bot.storage.db import Database
-from tests.conftest import PG_ENV, _drop_pg_database, _fresh_pg_database
+from tests.conftest import ON_POSTGRES, PG_ENV, SWITCH_ENV, _drop_pg_database, _fresh_pg_database
 
 Fresh = Callable[[], Awaitable[Database]]
 
@@ -26,6 +26,8 @@ async def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     base = os.environ.get(PG_ENV)
     if request.param == "postgres" and not base:
         pytest.skip(f"{PG_ENV} is not set")
+    if request.param == "sqlite" and ON_POSTGRES:
+        pytest.skip(f"{SWITCH_ENV}=postgres: this test runs as its [postgres] case")
 
     async def make() -> Database:
         if request.param == "sqlite":

@@ -14,6 +14,7 @@ from bot.sandbox.updates import FakeUser
 from bot.services import handover, visits
 from bot.services.actor import StaffView
 from bot.storage.models import Assignment, AuditEntry, Case, Handover, HandoverItem, Role, Staff
+from tests.conftest import TestDatabases
 from tests.field_office import ANN, BOB, BOSS, add_case, file_visit
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -184,13 +185,12 @@ async def test_departing_is_reminded_until_the_checklist_is_done(harness: BotHar
 
 
 def test_deactivating_with_open_cases_is_refused_and_check_finds_orphans(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], db_urls: TestDatabases
 ) -> None:
-    import sqlite3
-
     from bot.cli import main
 
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'h.db'}")
+    url = db_urls.url(tmp_path / "h.db")
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FIELDBOT_DEFAULT_LOCALE", "en")
     monkeypatch.chdir(tmp_path)
@@ -203,8 +203,8 @@ def test_deactivating_with_open_cases_is_refused_and_check_finds_orphans(
     capsys.readouterr()
     assert main(["staff", "deactivate", "1"]) == 1
     assert "still has 1 open case(s): hand them over first" in capsys.readouterr().err
-    with sqlite3.connect(tmp_path / "h.db") as conn:  # someone switches the account off behind our back
-        conn.execute("UPDATE staff SET active = 0 WHERE id = 1")
+    # someone switches the account off behind our back
+    db_urls.fetch(url, "UPDATE staff SET active = ? WHERE id = 1", False)
     assert main(["check"]) == 1
     assert "orphan: 招商银行 A-1 (assigned) has no active assignee" in capsys.readouterr().out
     assert main(["handover", "start", "--from", "Bob", "--to", "Ann"]) == 1

@@ -21,6 +21,7 @@ from bot.services import audit, health, leases, outbox
 from bot.storage import migrate
 from bot.storage.db import Database
 from bot.storage.models import AuditEntry, Backup, Instance, Outage, OutboxMessage, Role, Staff
+from tests.conftest import TestDatabases
 from tests.field_office import ADMIN, ANN, BOSS, LEAD, ZED
 
 EN = translator("en")
@@ -210,15 +211,24 @@ async def test_two_processes_coming_back_at_once_record_one_outage(any_database:
 
 
 @pytest.fixture
-def status_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Database:
+def status_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_urls: TestDatabases) -> Database:
     for key in ("FIELDBOT_TOKEN", "FIELDBOT_DATABASE_URL", "FIELDBOT_DATA_DIR"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}")
+    url = db_urls.url(tmp_path / "fieldbot.db")
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FIELDBOT_DEFAULT_LOCALE", "en")
     monkeypatch.chdir(tmp_path)
-    asyncio.run(migrate.upgrade(Database(f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}")))
-    return Database(f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}")
+
+    async def upgrade() -> None:
+        database = Database(url)
+        try:
+            await migrate.upgrade(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(upgrade())
+    return Database(url)
 
 
 def _state(database: Database, *, beat_ago: timedelta | None, backup_ago: timedelta | None) -> None:
@@ -269,6 +279,7 @@ def test_status_for_people_and_scripts(status_db: Database, capsys: pytest.Captu
     assert body["live_instances"] == 1 and body["problems"] == [] and body["lease_holder"] == "proc-cron"
 
 
+@pytest.mark.sqlite_only("a missing or empty SQLite file")
 def test_status_without_a_database_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'nowhere.db'}")

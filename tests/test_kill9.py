@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from bot.sandbox.http_server import FakeBotApiServer
 from bot.services import outbox
 from bot.storage import migrate
 from bot.storage.db import Database
+from tests.conftest import TestDatabases
 
 MESSAGES = 600
 KILL_AFTER = 60  # delivered before the kill
@@ -78,10 +77,10 @@ class Process:
         return self.popen.returncode
 
 
-def _env(tmp_path: Path, server: FakeBotApiServer) -> dict[str, str]:
+def _env(tmp_path: Path, server: FakeBotApiServer, url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDBOT_")}
     env.update({
-        "FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}",
+        "FIELDBOT_DATABASE_URL": url,
         "FIELDBOT_DATA_DIR": str(tmp_path / "data"),
         "FIELDBOT_LOG_LEVEL": "INFO",
         "FIELDBOT_TOKEN": TOKEN,
@@ -108,9 +107,8 @@ async def _queue(url: str) -> None:
         await database.dispose()
 
 
-def _unsent(path: Path) -> int:
-    with closing(sqlite3.connect(path)) as connection:
-        return int(connection.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+def _unsent(db_urls: TestDatabases, url: str) -> int:
+    return int(db_urls.fetch(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0])
 
 
 def _delivered(api: FakeBotApi) -> Counter[str]:
@@ -126,11 +124,13 @@ def _wait(condition: Callable[[], bool], seconds: float, step: float = 0.02) -> 
     return False
 
 
-def test_kill_9_mid_send_loses_nothing_duplicates_at_most_one_and_resumes_fast(tmp_path: Path) -> None:
-    asyncio.run(_queue(f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}"))
+def test_kill_9_mid_send_loses_nothing_duplicates_at_most_one_and_resumes_fast(tmp_path: Path,
+                                                                               db_urls: TestDatabases) -> None:
+    url = db_urls.url(tmp_path / "fieldbot.db")
+    asyncio.run(_queue(url))
     api = FakeBotApi()
     with FakeBotApiServer(api) as server:
-        env = _env(tmp_path, server)
+        env = _env(tmp_path, server, url)
         first = Process(env)
         try:
             caught = _wait(lambda: len(api.sent("sendMessage")) >= KILL_AFTER, 40)
@@ -140,7 +140,7 @@ def test_kill_9_mid_send_loses_nothing_duplicates_at_most_one_and_resumes_fast(t
         at_kill = len(api.sent("sendMessage"))
         assert caught, first.output
         assert KILL_AFTER <= at_kill < MESSAGES, f"not caught mid-send: {at_kill} sent"
-        assert _unsent(tmp_path / "fieldbot.db") > 0
+        assert _unsent(db_urls, url) > 0
 
         second = Process(env)
         try:
@@ -152,7 +152,7 @@ def test_kill_9_mid_send_loses_nothing_duplicates_at_most_one_and_resumes_fast(t
             resumed = time.monotonic()
             # about 20 s on an idle machine (30 messages a second); the limit only guards against a hang
             assert _wait(lambda: set(_delivered(api)) == set(_texts()), 120, step=0.1), second.output
-            assert _wait(lambda: _unsent(tmp_path / "fieldbot.db") == 0, 15, step=0.1)
+            assert _wait(lambda: _unsent(db_urls, url) == 0, 15, step=0.1)
         finally:
             code = second.stop()
     delivered = _delivered(api)

@@ -17,6 +17,7 @@ from bot.services.outbox import Claimed, Priority
 from bot.storage.db import Database
 from bot.storage.models import Instance, OutboxMessage, Staff, SweepLease
 from scheduler import jobs
+from tests.conftest import TestDatabases
 from tests.field_office import ANN, BOB
 
 
@@ -262,8 +263,9 @@ async def test_the_sweep_lease_is_short_and_renewed_by_the_heartbeat(harness: Bo
 
 
 async def test_releasing_on_an_unmigrated_database_logs_one_line(tmp_path: Path, clock: ManualClock,
-                                                                caplog: pytest.LogCaptureFixture) -> None:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+                                                                caplog: pytest.LogCaptureFixture,
+                                                                db_urls: TestDatabases) -> None:
+    database = Database(db_urls.url(tmp_path / "empty.db", empty=True))
     try:
         await leases.release(database, "someone")
     finally:

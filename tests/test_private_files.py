@@ -16,6 +16,7 @@ from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.private import write_private
 from tests.case_files import sample_cases, write_cases_csv
+from tests.conftest import TestDatabases
 
 
 def mode(path: Path) -> int:
@@ -30,6 +31,7 @@ def usual_umask() -> Iterator[None]:
     os.umask(old)
 
 
+@pytest.mark.sqlite_only("the SQLite database file and its WAL file's modes")
 async def test_database_file_and_its_wal_are_owner_only(tmp_path: Path) -> None:
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'new' / 'fieldbot.db'}")
     try:
@@ -72,9 +74,10 @@ def test_write_private_replaces_atomically(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["report.xlsx"]
 
 
-def test_import_rejects_file_and_backup_are_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_rejects_file_and_backup_are_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      db_urls: TestDatabases) -> None:
     data = tmp_path / "data"
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{data / 'fieldbot.db'}")
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", db_urls.url(data / "fieldbot.db", empty=True))
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(data))
     monkeypatch.setenv("FIELDBOT_BACKUP_DIRS", str(tmp_path / "hq"))
     rows = sample_cases()
@@ -83,7 +86,8 @@ def test_import_rejects_file_and_backup_are_owner_only(tmp_path: Path, monkeypat
     assert cli.main(["import", str(source), "--bank", "招商银行"]) == 3
     os.umask(0o022)  # the command set 077 for the process; the files below must be 0600 on their own
     assert mode(tmp_path / "bank.rejects.csv") == 0o600
-    assert mode(data / "fieldbot.db") == 0o600
+    if not db_urls.postgres:  # a SQLite file; PostgreSQL keeps its files itself
+        assert mode(data / "fieldbot.db") == 0o600
     assert cli.main(["backup"]) == 0
     written = [p for p in (tmp_path / "hq").rglob("*")]
     assert written and all(mode(p) == (0o700 if p.is_dir() else 0o600) for p in written)

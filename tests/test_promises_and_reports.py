@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bot.sandbox.harness import BotHarness
 from bot.services import reports
 from bot.storage.models import AuditEntry, Case, Promise
+from tests.conftest import TestDatabases
 from tests.field_office import ANN, BOB, BOSS, file_visit
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -144,10 +145,10 @@ async def test_xlsx_export_holds_the_figures(harness: BotHarness, field: dict[st
 
 
 def test_report_from_the_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+                               capsys: pytest.CaptureFixture[str], db_urls: TestDatabases) -> None:
     from bot.cli import main
 
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", db_urls.url(tmp_path / "r.db"))
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FIELDBOT_DEFAULT_LOCALE", "en")
     monkeypatch.chdir(tmp_path)

@@ -57,6 +57,7 @@ def _sqlite_plan(path: Path, statement: Select[Any]) -> list[str]:
         return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
 
 
+@pytest.mark.sqlite_only("SQLite's EXPLAIN QUERY PLAN")
 def test_the_visit_list_and_the_card_search_indexes_on_sqlite(generated: Path) -> None:
     collector = _bigdb.open_collector(CASES)
     plans = {name: _sqlite_plan(generated, statement) for name, statement in _statements(collector, 2).items()}

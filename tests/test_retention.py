@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -49,7 +48,7 @@ from bot.storage.models import (
     Visit,
     VisitStatus,
 )
-from tests.conftest import SHANGHAI
+from tests.conftest import SHANGHAI, TestDatabases
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=SHANGHAI)
 TODAY = NOW.date()
@@ -352,43 +351,47 @@ async def test_the_monthly_sweep_runs_once_even_twice_at_once(any_database: Data
         await second.dispose()
 
 
-def _snapshot(db_file: Path, data_dir: Path) -> tuple[dict[str, list[Any]], set[Path]]:
-    with sqlite3.connect(db_file) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        rows = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"'))) for t in tables}
+def _snapshot(db_urls: TestDatabases, url: str, data_dir: Path) -> tuple[dict[str, list[Any]], set[Path]]:
+    if db_urls.postgres:
+        tables = [r[0] for r in db_urls.fetch(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    else:
+        tables = [r[0] for r in db_urls.fetch(url, "SELECT name FROM sqlite_master WHERE type='table'")]
+    rows = {t: sorted(map(repr, db_urls.fetch(url, f'SELECT * FROM "{t}"'))) for t in tables}
     return rows, {p for p in data_dir.rglob("*") if p.is_file()}
 
 
-async def test_dry_run_changes_nothing(database: Database, tmp_path: Path, clock: ManualClock) -> None:
+async def test_dry_run_changes_nothing(database: Database, tmp_path: Path, clock: ManualClock,
+                                       db_urls: TestDatabases) -> None:
     runtime = runtime_for(database, tmp_path, clock)
     await seed_case(database, runtime.media, "D-1", ENDED)
     await seed_case(database, runtime.media, "D-2", ENDED, status=CaseStatus.ASSIGNED)
     await seed_case(database, runtime.media, "D-3", None)
-    before = _snapshot(tmp_path / "fieldbot.db", tmp_path / "media")
+    before = _snapshot(db_urls, database.url, tmp_path / "media")
     result = await purge(runtime, TODAY, dry_run=True)
     assert [(d.case_no, d.purgeable) for d in result.due] == [("D-1", True), ("D-2", False)]
     assert result.purged == [] and result.undated == 1
-    assert _snapshot(tmp_path / "fieldbot.db", tmp_path / "media") == before
+    assert _snapshot(db_urls, database.url, tmp_path / "media") == before
 
 
 # --- the commands ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_urls: TestDatabases) -> str:
+    """The database URL the commands use."""
     for key in ("FIELDBOT_TOKEN", "FIELDBOT_DATABASE_URL", "FIELDBOT_DATA_DIR", "FIELDBOT_BACKUP_DIRS"):
         monkeypatch.delenv(key, raising=False)
-    path = tmp_path / "fieldbot.db"
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    path = db_urls.url(tmp_path / "fieldbot.db")
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", path)
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FIELDBOT_DEFAULT_LOCALE", "en")
     monkeypatch.chdir(tmp_path)
     return path
 
 
-def _seed_cli(db_file: Path, tmp_path: Path) -> None:
+def _seed_cli(db_file: str, tmp_path: Path) -> None:
     async def seed() -> None:
-        database = Database(f"sqlite+aiosqlite:///{db_file}")
+        database = Database(db_file)
         try:
             await migrate.upgrade(database)
             media = MediaStore(tmp_path / "data")
@@ -403,7 +406,8 @@ def _seed_cli(db_file: Path, tmp_path: Path) -> None:
     asyncio.run(seed())
 
 
-def test_cli_hold_release_and_purge(db_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_hold_release_and_purge(db_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    db_urls: TestDatabases) -> None:
     _seed_cli(db_file, tmp_path)
     assert main(["hold", "K-1", "--reason", "court order 17", "--by", "legal"]) == 0
     assert "Legal hold #1 placed on 招商银行 K-1" in capsys.readouterr().out
@@ -427,9 +431,8 @@ def test_cli_hold_release_and_purge(db_file: Path, tmp_path: Path, capsys: pytes
         ("建设银行", "TWIN"): "keep", ("招商银行", "NO-END"): "never"}
     assert rows[("建设银行", "TWIN")]["reasons"] == ["legal_hold"]
     assert rows[("招商银行", "K-1")]["rows"]["cases"] == 1
-    with sqlite3.connect(db_file) as conn:
-        holds = conn.execute("SELECT placed_by, released_by FROM legal_holds").fetchall()
-        purged = sorted(r[0] for r in conn.execute("SELECT case_no FROM purged_cases"))
+    holds = db_urls.fetch(db_file, "SELECT placed_by, released_by FROM legal_holds")
+    purged = sorted(r[0] for r in db_urls.fetch(db_file, "SELECT case_no FROM purged_cases"))
     assert purged == ["K-1", "TWIN"]
     assert len(holds) == 1 and holds[0][0]  # the 建设银行 hold, placed by the OS user by default
     assert main(["audit", "verify"]) == 0
@@ -441,18 +444,17 @@ def test_cli_hold_release_and_purge(db_file: Path, tmp_path: Path, capsys: pytes
     (["hold", "K-1", "--reason", "   "], "fieldbot: A reason is required (--reason)."),
     (["release", "K-1", "--reason", "done"], "fieldbot: Case K-1 has no legal hold to release."),
 ])
-def test_cli_bad_case_or_reason_is_one_clear_line(db_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  argv: list[str], message: str) -> None:
+def test_cli_bad_case_or_reason_is_one_clear_line(db_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  argv: list[str], message: str, db_urls: TestDatabases) -> None:
     _seed_cli(db_file, tmp_path)
     capsys.readouterr()
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert captured.err.strip() == message and "Traceback" not in captured.err
-    with sqlite3.connect(db_file) as conn:
-        assert conn.execute("SELECT count(*) FROM legal_holds").fetchone()[0] == 0
+    assert db_urls.fetch(db_file, "SELECT count(*) FROM legal_holds")[0][0] == 0
 
 
-def test_cli_purge_with_a_bad_date(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_purge_with_a_bad_date(db_file: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["purge", "--today", "2031-13-01"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "fieldbot: --today: 2031-13-01 is not a date such as 2031-12-31."

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bot.sandbox.harness import BotHarness
 from bot.sandbox.updates import FakeUser
 from bot.storage.models import AuditEntry, Staff
+from tests.conftest import TestDatabases
 from tests.field_office import ADMIN, BOSS, ZED
 
 NEW = FakeUser(3020, "Xiao", language_code="en")
@@ -99,8 +100,8 @@ async def test_only_admins_invite(harness: BotHarness, office: dict[str, int]) -
 
 
 @pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FIELDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_urls: TestDatabases) -> Path:
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", db_urls.url(tmp_path / "s.db"))
     monkeypatch.setenv("FIELDBOT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FIELDBOT_DEFAULT_LOCALE", "en")
     monkeypatch.chdir(tmp_path)
@@ -117,9 +118,8 @@ CSV = ("姓名,角色,组别,主管姓名,手机,语言\n"
        "李四,外访员,一组,张主管,13800000002,zh_CN\n")
 
 
-def test_staff_import_registers_reports_and_rejects(shell: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import sqlite3
-
+def test_staff_import_registers_reports_and_rejects(shell: Path, capsys: pytest.CaptureFixture[str],
+                                                    db_urls: TestDatabases) -> None:
     from bot.cli import main
 
     (shell / "staff.csv").write_text(CSV, encoding="gbk")
@@ -136,8 +136,8 @@ def test_staff_import_registers_reports_and_rejects(shell: Path, capsys: pytest.
         '组长/team_lead, 行政/admin)',
         'row 7 rejected: team 一组 has no single active supervisor named "没有这人"']
     assert out.splitlines()[-1] == "3 registered, 1 already registered, 3 row(s) rejected."
-    with sqlite3.connect(shell / "s.db") as conn:
-        people = conn.execute("SELECT name, role, team, supervisor_id, phone, locale FROM staff ORDER BY id").fetchall()
+    people = db_urls.fetch(db_urls.url(shell / "s.db"),
+                           "SELECT name, role, team, supervisor_id, phone, locale FROM staff ORDER BY id")
     assert people == [("张主管", "supervisor", "一组", None, "13800000001", "zh_CN"),
                       ("李四", "collector", "一组", 1, "13800000002", "zh_CN"),
                       ("王五", "phone_collector", "一组", 1, None, "en")]
@@ -145,8 +145,7 @@ def test_staff_import_registers_reports_and_rejects(shell: Path, capsys: pytest.
     assert main(["staff", "import", str(shell / "staff.csv")]) == 1
     out, _ = capsys.readouterr()
     assert out.splitlines()[-1] == "0 registered, 4 already registered, 3 row(s) rejected."
-    with sqlite3.connect(shell / "s.db") as conn:
-        assert conn.execute("SELECT count(*) FROM staff").fetchone() == (3,)
+    assert db_urls.fetch(db_urls.url(shell / "s.db"), "SELECT count(*) FROM staff") == [(3,)]
 
 
 def test_staff_import_reads_xlsx_with_english_headers(shell: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,6 +22,7 @@ from bot.sandbox.http_server import FakeBotApiServer
 from bot.sandbox.updates import FakeUser
 from bot.storage.db import Database
 from bot.storage.models import Role, Staff
+from tests.conftest import TestDatabases
 from tests.field_office import BOB, BOSS
 
 WRONG_TOKEN = "7000000001:SOMEONE-ELSES-TOKEN"
@@ -34,10 +35,10 @@ def _closed_port() -> int:
     return port  # nothing listens here any more
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def _env(tmp_path: Path, db_urls: TestDatabases, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDBOT_")}
     env.update({
-        "FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}",
+        "FIELDBOT_DATABASE_URL": db_urls.url(tmp_path / "fieldbot.db"),
         "FIELDBOT_DATA_DIR": str(tmp_path / "data"),
         "FIELDBOT_LOG_LEVEL": "INFO",
         "FIELDBOT_TOKEN": TOKEN,
@@ -46,8 +47,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _run(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", "run"], env=_env(tmp_path, **extra), cwd=tmp_path,
+def _run(tmp_path: Path, db_urls: TestDatabases, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", "run"], env=_env(tmp_path, db_urls, **extra), cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -58,9 +59,9 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> str:
     return err
 
 
-def test_unreachable_bot_api(tmp_path: Path) -> None:
+def test_unreachable_bot_api(tmp_path: Path, db_urls: TestDatabases) -> None:
     port = _closed_port()
-    result = _run(tmp_path, FIELDBOT_API_BASE_URL=f"http://127.0.0.1:{port}/bot")
+    result = _run(tmp_path, db_urls, FIELDBOT_API_BASE_URL=f"http://127.0.0.1:{port}/bot")
     assert result.returncode == 1
     line = _one_line(result)
     assert line.startswith(f"fieldbot: cannot reach the Bot API at http://127.0.0.1:{port}")
@@ -68,19 +69,19 @@ def test_unreachable_bot_api(tmp_path: Path) -> None:
     assert "sweep_leases" not in result.stderr + result.stdout
 
 
-def test_unreachable_proxy(tmp_path: Path) -> None:
+def test_unreachable_proxy(tmp_path: Path, db_urls: TestDatabases) -> None:
     port = _closed_port()
-    result = _run(tmp_path, FIELDBOT_PROXY=f"http://user:hunter2@127.0.0.1:{port}")
+    result = _run(tmp_path, db_urls, FIELDBOT_PROXY=f"http://user:hunter2@127.0.0.1:{port}")
     assert result.returncode == 1
     line = _one_line(result)
     assert "through the proxy http://user:***@127.0.0.1" in line and "check FIELDBOT_PROXY" in line
     assert "hunter2" not in line
 
 
-def test_rejected_token(tmp_path: Path) -> None:
+def test_rejected_token(tmp_path: Path, db_urls: TestDatabases) -> None:
     api = FakeBotApi(token=TOKEN)
     with FakeBotApiServer(api) as server:
-        result = _run(tmp_path, FIELDBOT_TOKEN=WRONG_TOKEN, FIELDBOT_API_BASE_URL=server.base_url,
+        result = _run(tmp_path, db_urls, FIELDBOT_TOKEN=WRONG_TOKEN, FIELDBOT_API_BASE_URL=server.base_url,
                       FIELDBOT_API_FILE_URL=server.file_url)
     assert result.returncode == 1
     line = _one_line(result)
@@ -89,8 +90,8 @@ def test_rejected_token(tmp_path: Path) -> None:
     assert not any(call.method == "getUpdates" for call in api.calls)
 
 
-def test_a_malformed_proxy_is_a_configuration_error(tmp_path: Path) -> None:
-    result = _run(tmp_path, FIELDBOT_PROXY="socks5//127.0.0.1:1080")
+def test_a_malformed_proxy_is_a_configuration_error(tmp_path: Path, db_urls: TestDatabases) -> None:
+    result = _run(tmp_path, db_urls, FIELDBOT_PROXY="socks5//127.0.0.1:1080")
     assert result.returncode == 2
     assert "FIELDBOT_PROXY" in _one_line(result)
 
@@ -125,8 +126,9 @@ def test_no_proxy_no_mounts(tmp_path: Path) -> None:
         assert req._client_kwargs["proxy"] is None  # type: ignore[attr-defined]
 
 
-async def test_shutdown_after_a_failed_start_leaves_the_database_alone(tmp_path: Path) -> None:
-    settings: Settings = sandbox_settings(tmp_path)
+async def test_shutdown_after_a_failed_start_leaves_the_database_alone(tmp_path: Path,
+                                                                       db_urls: TestDatabases) -> None:
+    settings: Settings = sandbox_settings(tmp_path, database_url=db_urls.url(tmp_path / "fieldbot.db", empty=True))
     database = Database(settings.database_url)  # never migrated: no tables at all
     application = build_application(settings, request=FakeRequest(FakeBotApi()), database=database)
     assert application.post_shutdown is not None

@@ -23,13 +23,14 @@ from bot.sandbox.updates import FakeUser, UpdateFactory
 from bot.services import outbox
 from bot.storage.db import Database
 from bot.storage.models import OutboxMessage, SweepLease
+from tests.conftest import TestDatabases
 
 USER = FakeUser(4343, "Wu", language_code="en")
 
 
-def _env(tmp_path: Path, server: FakeBotApiServer, **extra: str) -> dict[str, str]:
+def _env(tmp_path: Path, server: FakeBotApiServer, db_urls: TestDatabases, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDBOT_")}
-    env.update({"FIELDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fieldbot.db'}",
+    env.update({"FIELDBOT_DATABASE_URL": db_urls.url(tmp_path / "fieldbot.db"),
                 "FIELDBOT_DATA_DIR": str(tmp_path / "data"), "FIELDBOT_KEYS_DIR": os.environ["FIELDBOT_KEYS_DIR"],
                 "FIELDBOT_TOKEN": TOKEN, "FIELDBOT_API_BASE_URL": server.base_url,
                 "FIELDBOT_API_FILE_URL": server.file_url, "FIELDBOT_LOG_LEVEL": "INFO", **extra})
@@ -87,10 +88,10 @@ def _upgrade(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_the_worker_sends_the_outbox_and_never_asks_for_updates(tmp_path: Path) -> None:
+def test_the_worker_sends_the_outbox_and_never_asks_for_updates(tmp_path: Path, db_urls: TestDatabases) -> None:
     api = FakeBotApi()
     with FakeBotApiServer(api) as server:
-        env = _env(tmp_path, server)
+        env = _env(tmp_path, server, db_urls)
         _upgrade(env)
         url = env["FIELDBOT_DATABASE_URL"]
         _queue(url, USER.id, "a reminder queued before the worker started")
@@ -111,10 +112,11 @@ def test_the_worker_sends_the_outbox_and_never_asks_for_updates(tmp_path: Path) 
     assert code == 0 and "Traceback" not in output, output
 
 
-def test_an_instance_without_sweeps_answers_but_leaves_the_outbox_and_the_lease_to_a_worker(tmp_path: Path) -> None:
+def test_an_instance_without_sweeps_answers_but_leaves_the_outbox_and_the_lease_to_a_worker(
+        tmp_path: Path, db_urls: TestDatabases) -> None:
     api = FakeBotApi()
     with FakeBotApiServer(api) as server:
-        env = _env(tmp_path, server, FIELDBOT_SWEEPS="false")
+        env = _env(tmp_path, server, db_urls, FIELDBOT_SWEEPS="false")
         _upgrade(env)
         url = env["FIELDBOT_DATABASE_URL"]
         _queue(url, 777, "for the worker to send")

@@ -8,7 +8,7 @@ build it again on the same database (a restart), and register staff the way the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,25 @@ from bot.storage.models import Role
 TOKEN = "7000000001:FIELDBOT-SANDBOX-TOKEN"
 
 
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+# Where a sandboxed run keeps its database, given the file it would use: a SQLite file by default. The
+# test suite swaps it to run everything on PostgreSQL (``FIELDBOT_TEST_DB=postgres``, tests/conftest.py).
+database_url_for: Callable[[Path], str] = sqlite_url
+
+
 def sandbox_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a sandboxed run: a SQLite file under ``data_dir``, nothing read from ``.env``."""
+    """Settings for a sandboxed run: a database for ``data_dir`` (a SQLite file in it unless the tests
+    swapped :data:`database_url_for`), nothing read from ``.env``."""
     values: dict[str, Any] = {
         "token": TOKEN,
-        "database_url": f"sqlite+aiosqlite:///{data_dir / 'fieldbot.db'}",
         "data_dir": data_dir,
     }
     values.update(overrides)
+    if "database_url" not in values:
+        values["database_url"] = database_url_for(data_dir / "fieldbot.db")
     return Settings(_env_file=None, **values)
 
 
