@@ -200,3 +200,18 @@ async def test_a_forged_sign_in_shows_the_refusal(harness: BotHarness, office: C
         assert await page.locator("#tabs").is_hidden()
     finally:
         await context.close()
+
+
+async def test_the_page_speaks_the_viewer_s_language(harness: BotHarness, office: ConsoleOffice, console_url: str,
+                                                     browser: Any, tmp_path: Path) -> None:
+    init_data = sign_init_data(TOKEN, BOSS, auth_date=harness.clock.now(), language_code="zh-hans")
+    context, page, problems = await _open(browser, console_url, init_data, "phone")
+    try:
+        await playwright_api.expect(page.locator('#tabs button[data-view="cases"]')).to_have_text("案件")
+        await playwright_api.expect(page.locator("#title")).to_have_text("主管控制台")
+        await page.click('#tabs button[data-view="reviews"]')
+        await playwright_api.expect(page.locator('[data-testid="approve"]').first).to_have_text("通过")
+        await _shot(page, tmp_path, "reviews-zh", "phone")
+        assert problems == []
+    finally:
+        await context.close()

@@ -241,6 +241,11 @@
         var proj = projection(points, width, height, tiles);
         if (tiles) frame.appendChild(tileLayer(tiles, proj, width, height));
         var svg = s("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height, class: "overlay" });
+        function label(xy, dy, text, css) {  // on the left of a point near the right edge
+          var left = xy[0] > width - 90;
+          return s("text", { x: xy[0] + (left ? -9 : 9), y: xy[1] + dy, class: css, text: text,
+                             "text-anchor": left ? "end" : "start" });
+        }
         if (!tiles) {
           svg.appendChild(s("rect", { x: 0, y: 0, width: width, height: height, class: "plain" }));
           for (var g = 1; g < 6; g++) {
@@ -254,7 +259,7 @@
                                   "data-kind": "case", "data-ref": p.ref, onclick: function () { go("case", p.ref); } });
           dot.appendChild(s("title", { text: p.label + (p.at ? " · " + p.at : "") }));
           svg.appendChild(dot);
-          svg.appendChild(s("text", { x: xy[0] + 9, y: xy[1] + 4, class: "label", text: p.label }));
+          svg.appendChild(label(xy, 4, p.label, "label"));
         });
         if (layers.visits) data.visits.forEach(function (p) {
           var xy = proj.at(p.lat, p.lon);
@@ -269,7 +274,7 @@
                                   "stroke-width": 4, class: "marker", "data-kind": "collector" });
           pin.appendChild(s("title", { text: p.label + (p.at ? " · " + p.at : "") }));
           svg.appendChild(pin);
-          svg.appendChild(s("text", { x: xy[0] + 9, y: xy[1] - 6, class: "label person", text: p.label }));
+          svg.appendChild(label(xy, -6, p.label, "label person"));
         });
         if (layers.incidents) data.incidents.forEach(function (i) {
           if (!i.trail.length) return;
