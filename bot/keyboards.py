@@ -67,6 +67,12 @@ ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("c
 for _office in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
     ROLE_MENU[_office].insert(len(ROLE_MENU[_office]) - 1, [N_("menu.case"), N_("menu.team")])
     ROLE_COMMANDS[_office] += [("case", N_("command.case")), ("team", N_("command.team"))]
+# the rest of the procedure (bot/handlers/procedure.py)
+ROLE_COMMANDS[Role.ADMIN] += [("banks", N_("command.banks")), ("bankalert", N_("command.bankalert"))]
+for _office in (Role.SUPERVISOR, Role.ADMIN):
+    ROLE_COMMANDS[_office] += [("letter", N_("command.letter"))]
+for _field in (Role.COLLECTOR, Role.PHONE_COLLECTOR):
+    ROLE_COMMANDS[_field] += [("special", N_("command.special"))]
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
 
