@@ -220,6 +220,7 @@ def build_application(
                 log.warning("could not release the sweep lease: %s", exc)
         if shared is not None:
             await shared.close()
+        await runtime.media.close()  # an object store's client
         if database is None:
             await runtime.db.dispose()
 

@@ -70,7 +70,7 @@ def cmd_evidence(settings: Settings, args: argparse.Namespace) -> int:
     if problem is not None:
         print("fieldbot: " + t("bundle.error.not_writable", path=target, reason=problem), file=sys.stderr)
         return EXIT_USAGE
-    media = MediaStore(settings.data_dir, keys_dir=settings.keys_path)
+    media = MediaStore.from_settings(settings)
     calendar = calendar_from(settings)
     now = SystemClock().now()
     by = args.by or _os_user()

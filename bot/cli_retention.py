@@ -84,7 +84,7 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
         today = retention.local_today(now, settings.timezone)
 
     async def work(database: Database) -> tuple[retention.PurgeResult, list[tuple[str, str]]]:
-        result = await retention.purge(database, MediaStore(settings.data_dir), today=today, now=now,
+        result = await retention.purge(database, MediaStore.from_settings(settings), today=today, now=now,
                                        dry_run=args.dry_run)
         without_end: list[tuple[str, str]] = []
         if args.json:

@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     # the console's rate limit, per person and process: a burst of web_burst requests, then web_rate a second
     web_rate: float = Field(default=5.0, gt=0)
     web_burst: int = Field(default=60, ge=1)
+    # Where photos, recordings, bank files and reports are kept (bot/storage/blobs.py): empty for the
+    # data dir's media folder, or s3://bucket/prefix for an S3-compatible store (MinIO, Ceph, OSS, COS)
+    media_url: str = ""
+    s3_endpoint: str | None = None  # e.g. http://127.0.0.1:9000 (MinIO); none: AWS itself
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_addressing_style: str = Field(default="path", pattern="^(path|virtual|auto)$")  # virtual for OSS and COS
 
     @property
     def keys_path(self) -> Path:

@@ -40,7 +40,7 @@ class Runtime:
     def __post_init__(self) -> None:
         load_keys(self.settings)
         self.calendar = calendar_from(self.settings)
-        self.media = MediaStore(self.settings.data_dir, keys_dir=self.settings.keys_path)
+        self.media = MediaStore.from_settings(self.settings)
         self.geocoder = make_geocoder(self.settings.geocoder)
 
     @property

@@ -43,6 +43,7 @@ from bot.runtime import Runtime
 from bot.services import incidents, outbox
 from bot.services.outbox import Claimed
 from bot.storage.db import Database
+from bot.storage.media import MediaCorrupt, MediaMissing
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,7 @@ async def _deliver(bot: ExtBot[Any], runtime: Runtime, row: Claimed) -> Message:
     file = payload.get("file")
     if row.method == "sendMessage" or not file:
         return await bot.send_message(row.chat_id, payload["text"], **common)
-    path = runtime.settings.data_dir / file["path"]
-    upload = InputFile(await asyncio.to_thread(path.read_bytes), filename=file["filename"])
+    upload = InputFile(await runtime.media.read(file["path"]), filename=file["filename"])
     if row.method == "sendPhoto":
         return await bot.send_photo(row.chat_id, upload, caption=payload["text"][:1024], **common)
     return await bot.send_document(row.chat_id, upload, caption=payload["text"][:1024], **common)
@@ -148,7 +148,11 @@ async def _send_one(bot: ExtBot[Any], runtime: Runtime, row: Claimed) -> bool:
         log.error("outbox #%s to %s failed for good: %s", row.id, row.chat_id, exc)
         await _record(runtime, row, ok=False, error=f"{type(exc).__name__}: {exc}", final=True)
         return False
-    except (NetworkError, TimedOut, OSError) as exc:
+    except (MediaMissing, MediaCorrupt) as exc:  # the attachment is gone or damaged: retrying cannot help
+        log.error("outbox #%s to %s failed for good, its file is refused: %s", row.id, row.chat_id, exc)
+        await _record(runtime, row, ok=False, error=f"{type(exc).__name__}: {exc}", final=True)
+        return False
+    except (NetworkError, TimedOut, OSError) as exc:  # an object store out of reach too (MediaUnavailable)
         log.warning("outbox #%s: network problem, will retry: %s", row.id, exc)
         await _record(runtime, row, ok=False, error=f"{type(exc).__name__}: {exc}")
         return False

@@ -55,7 +55,7 @@ async def seed(database: Database, now: datetime, *, user: int = 8801, prefix: s
 async def file_evidence(database: Database, media: MediaStore, person: int, visit_id: int, n: int,
                         now: datetime, size: int = 50_000) -> None:
     """A recording lands and the visit is filed: the file first, then its row, the visit and the audit entry."""
-    blob = media.put(os.urandom(size), kind="evidence", suffix=".ogg")
+    blob = await media.put(os.urandom(size), kind="evidence", suffix=".ogg")
     async with database.write() as session:
         session.add(Evidence(visit_id=visit_id, kind="voice", status="stored", sha256=blob.sha256, path=blob.path,
                              size=blob.size, mime_type="audio/ogg", file_id=f"f{n}", file_unique_id=f"u{n}",
@@ -224,7 +224,7 @@ async def test_restore_over_data_needs_the_backup_id(database: Database, tmp_pat
         await backup.restore(settings, source=tmp_path / "hq", by="test", now=clock.now(), confirm="20260101T000000-x")
     assert (await counts_of(database))["cases"] == 10
 
-    newer = MediaStore(settings.data_dir).put(b"a photo taken after the backup", kind="evidence", suffix=".jpg")
+    newer = await MediaStore(settings.data_dir).put(b"a photo taken after the backup", kind="evidence", suffix=".jpg")
 
     await database.dispose()
     done = await backup.restore(settings, source=tmp_path / "hq", by="Li (admin)", approval="HQ-7", now=clock.now(),
@@ -254,7 +254,7 @@ async def test_restore_over_data_needs_the_backup_id(database: Database, tmp_pat
 async def test_restore_needs_the_file_key_for_sealed_files(database: Database, db_urls: TestDatabases, tmp_path: Path,
                                                           clock: ManualClock) -> None:
     data = tmp_path / "data"
-    MediaStore(data).put(b"the bank's file", kind="imports", suffix=".csv", sealed=True)
+    await MediaStore(data).put(b"the bank's file", kind="imports", suffix=".csv", sealed=True)
     settings, _ = await make_one(database, tmp_path, clock)
     elsewhere = settings.model_copy(update={"keys_dir": tmp_path / "new-machine-keys"})
     with pytest.raises(backup.RestoreRefused, match=r"files\.key is missing"):
@@ -454,7 +454,7 @@ def test_kill_9_during_a_backup_leaves_the_last_good_one(tmp_path: Path, db_urls
     assert good is not None
     media = MediaStore(data)
     for _ in range(120):  # 120 MB of new recordings to copy
-        media.put(os.urandom(1_000_000), kind="evidence", suffix=".ogg")
+        asyncio.run(media.put(os.urandom(1_000_000), kind="evidence", suffix=".ogg"))
 
     run = subprocess.Popen([*FIELDBOT, "backup"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)

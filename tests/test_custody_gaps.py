@@ -74,7 +74,7 @@ async def seed(database: Database, now: datetime) -> tuple[int, list[int]]:
 
 async def add_filing(session: Any, media: MediaStore, person: int, visit_id: int, n: int, now: datetime) -> None:
     """A recording lands (file first), then its row, the visit filed and the audit entry, in ``session``."""
-    blob = media.put(os.urandom(20_000), kind="evidence", suffix=".ogg")
+    blob = await media.put(os.urandom(20_000), kind="evidence", suffix=".ogg")
     session.add(Evidence(visit_id=visit_id, kind="voice", status="stored", sha256=blob.sha256, path=blob.path,
                          size=blob.size, mime_type="audio/ogg", file_id=f"f{n}", file_unique_id=f"u{n}",
                          sender_id=person, sent_at=now, stored_at=now))
@@ -366,7 +366,7 @@ async def test_the_next_backup_repairs_or_reports_a_damaged_copy(database: Datab
                                                                  tmp_path: Path) -> None:
     data, hq = tmp_path / "data", tmp_path / "hq"
     settings = settings_for(database, data, hq)
-    MediaStore(data).put(os.urandom(5000), kind="evidence", suffix=".ogg")
+    await MediaStore(data).put(os.urandom(5000), kind="evidence", suffix=".ogg")
     first = await backup.make_backup(database, settings, now=clock.now())
     damaged = first.manifest.files[0].in_folder(hq)
     damaged.write_bytes(damaged.read_bytes()[:-1] + b"!")  # bit rot on the backup disk, same size
@@ -512,7 +512,7 @@ async def test_a_damaged_copy_is_replaced_counted_and_the_admins_told(database: 
     await _admin(database, clock)
     media = MediaStore(data)
     for _ in range(3):
-        media.put(os.urandom(5000), kind="evidence", suffix=".ogg")
+        await media.put(os.urandom(5000), kind="evidence", suffix=".ogg")
     first = await backup.make_backup(database, settings, now=clock.now())
     assert first.repaired == [] and first.copied == 3
     rotten, short = (entry.in_folder(hq) for entry in first.manifest.files[:2])

@@ -181,7 +181,7 @@ async def test_two_backups_with_the_files_hash(any_database: Database, run_impor
     for stored in (kept.read_bytes(), copy.read_bytes()):
         assert not any(number.encode() in stored for number in full_ids)
         assert "证件号码".encode() not in stored and "证件号码".encode("gbk") not in stored
-    assert MediaStore(tmp_path / "data").read(record.stored_path) == path.read_bytes()
+    assert await MediaStore(tmp_path / "data").read(record.stored_path) == path.read_bytes()
 
 
 async def test_import_finishing_over_two_hours_after_receipt_is_flagged(

@@ -98,7 +98,7 @@ async def test_repayment_file_settles_promises_closes_a_paid_case_and_goes_in_on
         assert record is not None and (record.imported, record.unchanged, record.rejected) == (8, 1, 1)
         actions = list(await session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)))
     assert actions.count("payment.new") == 8 and "case.closed.paid_in_full" in actions and "promise.kept" in actions
-    assert record.stored_path and harness.runtime.media.read(record.stored_path) == REPAYMENTS
+    assert record.stored_path and await harness.runtime.media.read(record.stored_path) == REPAYMENTS
 
     await harness.deliver_outbox()
     assert any("ZS-3" in t and "paid in full" in t for t in harness.api.texts(ANN.id))

@@ -47,16 +47,16 @@ async def test_database_file_and_its_wal_are_owner_only(tmp_path: Path) -> None:
         await database.dispose()
 
 
-def test_media_files_and_folders_are_owner_only(tmp_path: Path) -> None:
+async def test_media_files_and_folders_are_owner_only(tmp_path: Path) -> None:
     store = MediaStore(tmp_path / "data")
-    plain = store.put(b"photo bytes", kind="evidence", suffix=".jpg")
-    sealed = store.put(b"bank file bytes", kind="imports", suffix=".csv", sealed=True)
+    plain = await store.put(b"photo bytes", kind="evidence", suffix=".jpg")
+    sealed = await store.put(b"bank file bytes", kind="imports", suffix=".csv", sealed=True)
     for blob in (plain, sealed):
         path = store.path(blob.path)
         assert mode(path) == 0o600
         assert mode(path.parent) == 0o700 and mode(path.parent.parent) == 0o700
     assert mode(tmp_path / "data" / "keys" / keys.FILE_KEY) == 0o600 and mode(tmp_path / "data" / "keys") == 0o700
-    copy = store.copy_to(plain, tmp_path / "nas")
+    copy = await store.copy_to(plain, tmp_path / "nas")
     assert mode(copy) == 0o600 and mode(copy.parent) == 0o700
 
 

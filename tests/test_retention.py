@@ -86,7 +86,8 @@ async def seed_case(database: Database, media: MediaStore, case_no: str, contrac
                     import_id: int | None = None, bank: str = "招商银行") -> Seeded:
     """A case with one of every kind of row that belongs to it (and a resolved incident on it)."""
     collector, boss = await staff_ids(database)
-    blob = media.put(photo if photo is not None else f"photo of {case_no}".encode(), kind="evidence", suffix=".jpg")
+    blob = await media.put(photo if photo is not None else f"photo of {case_no}".encode(), kind="evidence",
+                           suffix=".jpg")
     async with database.write() as session:
         case = Case(bank=bank, case_no=case_no, debtor_name="李四", address="上海市浦东新区", amount_due_fen=120000,
                     contract_end=contract_end, entrusted_on=date(2020, 1, 1), status=status, team="A",

@@ -95,7 +95,7 @@ async def _ask_team(context: FieldbotContext, progress: Message, data: bytes, fi
     """Keep the file and ask which team's supervisor assigns its cases (the answer is :func:`team_pressed`)."""
     runtime, t, staff = context.runtime, context.t, context.staff
     assert staff is not None
-    stored = intake.park_upload(runtime.media, data, filename)
+    stored = await intake.park_upload(runtime.media, data, filename)
     offered = teams[:TEAMS_OFFERED]
     async with runtime.db.write() as session:
         await flows.enter(session, staff.id, IntakeStep.TEAM,
@@ -144,7 +144,7 @@ async def team_pressed(update: Update, context: FieldbotContext) -> None:
             log.info("could not edit the team question: %s", exc)
     else:
         progress = await context.bot.send_message(staff.telegram_user_id or query.from_user.id, text)
-    data = runtime.media.read(str(pending["file"]))
+    data = await runtime.media.read(str(pending["file"]))
     await _import_cases(context, progress, data, filename, bank=pending.get("bank"), team=team,
                         received_at=datetime.fromisoformat(str(pending["received_at"])))
     async with runtime.db.write() as session:

@@ -99,7 +99,7 @@ async def send_files(update: Update, context: FieldbotContext) -> None:
     await query.answer()
     chat = update.effective_chat
     assert chat is not None
-    found = evidence.for_review(runtime.media, files)
+    found = await evidence.for_review(runtime.media, files)
     total = len(found.readable)
     for n, (item, data) in enumerate(found.readable, start=1):
         assert item.path is not None and item.sha256 is not None

@@ -91,7 +91,7 @@ async def _file(harness: BotHarness, collector_id: int, case_id: int, code: str,
             await visit_service.answer(session, me, visit.id, name, value, now=now)
         ids = []
         for n, (kind, data, suffix, mime) in enumerate(files):
-            blob = runtime.media.put(data, kind=kind, suffix=suffix)
+            blob = await runtime.media.put(data, kind=kind, suffix=suffix)
             item = Evidence(visit_id=visit.id, kind=kind, status="stored", sha256=blob.sha256, path=blob.path,
                             size=blob.size, mime_type=mime, file_id=f"console-{visit.id}-{n}",
                             file_unique_id=f"console-u-{visit.id}-{n}", sender_id=me.id, sent_at=now, stored_at=now)

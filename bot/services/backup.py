@@ -9,7 +9,9 @@
 2. Every media file not yet in the folder (photos, recordings, the sealed bank files, reports):
    the store is content-addressed, so a file already there is not copied again (incremental). Each
    copy is hashed as it lands, and a copy already there is hashed again at every backup: a damaged one
-   (same size or not) is copied again, logged, and the admins are told (:func:`_copy_media`).
+   (same size or not) is copied again, logged, and the admins are told (:func:`_copy_media`). With the
+   media in an object store (``FIELDBOT_MEDIA_URL=s3://...``) the files are listed and read through it,
+   each checked against its name (:func:`_copy_from_store`).
 3. A manifest (``backup_manifest.py``): SHA-256 of every file, the row counts and the audit head,
    signed with the audit key. It goes last: a snapshot folder without a manifest is not a backup.
 
@@ -21,12 +23,15 @@ copied (``keys.py``).
 hash and refuses a damaged backup naming the files; restores only into an empty database and media
 folder unless ``confirm`` repeats the backup's id (the SOP: restoring needs head office's approval,
 and the audit entry it writes names who ran it and the approval); then checks the row counts against
-the manifest and the audit log against the manifest's head.
+the manifest and the audit log against the manifest's head. With the media in an object store, the
+files are uploaded to it (each read back and checked); its objects are content-addressed, so a restore
+over a store that holds files only adds the backup's files and repairs damaged ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import secrets
@@ -57,8 +62,9 @@ from bot.services.backup_manifest import (
 )
 from bot.services.people import t_for
 from bot.storage import keys
+from bot.storage.blobs import LocalBackend, MediaError, content_hash
 from bot.storage.db import Database
-from bot.storage.media import SEALED, sha256_file
+from bot.storage.media import SEALED, MediaStore, sha256_file
 from bot.storage.models import Backup, Role, Staff
 from bot.storage.private import copy_private, private_dir, write_private
 
@@ -256,6 +262,59 @@ def _copy_media(data_dir: Path, files: Sequence[Path], folder: Path) -> Copied:
     return done
 
 
+async def _store_files(media: MediaStore, referenced: Sequence[str]) -> list[str]:
+    """Every key of an object store's media; a file a row points at must be there."""
+    found = await media.keys("media/")
+    missing = sorted(set(referenced) - set(found))
+    if missing:
+        raise BackupError(f"{len(missing)} file(s) the database points at are not in the media store "
+                          f"{media.url}, e.g. {missing[0]}")
+    return found
+
+
+def _copy_matches(target: Path, digest: str) -> int | None:
+    """The size of the copy in a backup folder when it has ``digest``; None when it is missing or damaged."""
+    if target.exists() and sha256_file(target) == digest:
+        return target.stat().st_size
+    return None
+
+
+async def _copy_from_store(media: MediaStore, files: Sequence[str], folder: Path) -> Copied:
+    """:func:`_copy_media` for an object store: each file is read through the store (checked against its
+    name) unless the folder's copy already has the SHA-256 its name says; a sealed file, whose name is the
+    hash of its plain bytes, is read every time, as it is hashed every time from the local folder."""
+    done = Copied()
+    for key in files:
+        entry_path = Path(key).relative_to("media")
+        target = folder / entry_path
+        digest = content_hash(key)
+        if digest is not None and (size := await asyncio.to_thread(_copy_matches, target, digest)) is not None:
+            done.entries.append(FileEntry(path=key, sha256=digest, size=size))
+            continue
+        try:
+            data = await media.stored(key)
+        except MediaError as exc:
+            raise BackupError(f"the media store {media.url} refused {exc}") from exc
+        digest = digest or hashlib.sha256(data).hexdigest()
+        entry = FileEntry(path=key, sha256=digest, size=len(data))
+        present = target.exists()
+        if present and await asyncio.to_thread(_copy_matches, target, digest) is not None:
+            done.entries.append(entry)
+            continue
+        if present:
+            log.warning("backup folder %s: the copy of %s was damaged (its SHA-256 or size does not match); "
+                        "copied again", folder, key)
+            done.repaired.append(str(target))
+        await asyncio.to_thread(write_private, target, data)
+        if await asyncio.to_thread(_copy_matches, target, digest) is None:
+            target.unlink(missing_ok=True)
+            raise BackupError(f"{key}: its copy in {folder} does not match its SHA-256")
+        done.copied += 1
+        done.bytes_copied += len(data)
+        done.entries.append(entry)
+    return done
+
+
 # -- pruning ----------------------------------------------------------------------------------------------
 
 @dataclass
@@ -340,6 +399,7 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
     staging = private_dir(settings.data_dir / f".backup-{backup_id}")
     started = time.time()
     pruned = Pruned()
+    media = MediaStore.from_settings(settings)
     try:
         if database.sqlite:
             db_file = staging / SQLITE_FILE
@@ -347,7 +407,9 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
         else:
             db_file = staging / PG_FILE
             snap = await _pg_snapshot(database.url, db_file)
-        files = await asyncio.to_thread(_media_files, settings.data_dir, snap.referenced)
+        local = isinstance(media.backend, LocalBackend)
+        files: Sequence[Path | str] = (await asyncio.to_thread(_media_files, settings.data_dir, snap.referenced)
+                                       if local else await _store_files(media, snap.referenced))
         manifest = Manifest(
             backup_id=backup_id, created_at=now, database_kind="sqlite" if database.sqlite else "postgresql",
             database_file=db_file.name, database_sha256=await asyncio.to_thread(sha256_file, db_file),
@@ -355,7 +417,8 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
             audit_head=audit.Head(seq=snap.head.seq, hash=snap.head.hash, at=now, source=f"backup {backup_id}"))
         result = BackupResult(backup_id=backup_id, folders=folders, manifest=manifest)
         for folder in folders:
-            done_in = await asyncio.to_thread(_copy_media, settings.data_dir, files, folder)
+            done_in = (await asyncio.to_thread(_copy_media, settings.data_dir, [Path(f) for f in files], folder)
+                       if local else await _copy_from_store(media, [str(f) for f in files], folder))
             manifest.files = done_in.entries
             result.copied += done_in.copied
             result.bytes_copied += done_in.bytes_copied
@@ -383,6 +446,7 @@ async def make_backup(database: Database, settings: Settings, *, now: datetime,
         raise BackupError(reason) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        await media.close()
     result.pruned = pruned
     finished = now
     async with database.write() as session:
@@ -597,6 +661,20 @@ async def _restore_pg(source: Path, url: str) -> None:
                str(source))
 
 
+async def _restore_to_store(manifest: Manifest, media: MediaStore) -> int:
+    root = media_root(manifest)
+    for entry in manifest.files:
+        data = await asyncio.to_thread(entry.in_folder(root).read_bytes)
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise RestoreRefused("a backup file does not match the manifest", [str(entry.in_folder(root))])
+        try:
+            await media.backend.put(entry.path, data)
+            await media.backend.get(entry.path, sha256=entry.sha256)
+        except MediaError as exc:
+            raise RestoreRefused(f"the media store {media.url} did not take a file", [str(exc)]) from exc
+    return len(manifest.files)
+
+
 def _restore_media(manifest: Manifest, data_dir: Path) -> int:
     root = media_root(manifest)
     for entry in manifest.files:
@@ -612,7 +690,19 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
                   now: datetime) -> RestoreResult:
     """Restore a backup into ``target_url`` and ``data_dir`` (default: the configured ones)."""
     target_url = target_url or settings.database_url
+    # the configured object store, unless the restore goes to a data dir of its own
+    store = MediaStore.from_settings(settings) if data_dir is None and settings.media_url.startswith("s3://") else None
     data_dir = data_dir or settings.data_dir
+    try:
+        return await _restore(settings, source=source, target_url=target_url, data_dir=data_dir, store=store,
+                              confirm=confirm, by=by, approval=approval, now=now)
+    finally:
+        if store is not None:
+            await store.close()
+
+
+async def _restore(settings: Settings, *, source: Path, target_url: str, data_dir: Path, store: MediaStore | None,
+                   confirm: str | None, by: str, approval: str | None, now: datetime) -> RestoreResult:
     try:
         make_url(target_url)
     except ArgumentError as exc:
@@ -640,7 +730,7 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
     occupied = []
     if await _target_rows(target_url):
         occupied.append(f"the database {make_url(target_url).render_as_string(hide_password=True)} holds rows")
-    if _media_present(data_dir):
+    if store is None and _media_present(data_dir):
         occupied.append(f"{data_dir / 'media'} holds files")
     if occupied and confirm != manifest.backup_id:
         raise RestoreRefused(f"the target is not empty; to overwrite it, confirm with --confirm {manifest.backup_id}",
@@ -655,7 +745,8 @@ async def restore(settings: Settings, *, source: Path, target_url: str | None = 
         await asyncio.to_thread(_restore_sqlite, db_file, target_url)
     else:
         await _restore_pg(db_file, target_url)
-    files = await asyncio.to_thread(_restore_media, manifest, data_dir)
+    files = (await asyncio.to_thread(_restore_media, manifest, data_dir) if store is None
+             else await _restore_to_store(manifest, store))
     database = Database(target_url)
     try:
         async with database.read() as session:

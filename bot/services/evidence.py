@@ -24,7 +24,7 @@ from bot.services.actor import StaffView
 from bot.services.errors import DomainError
 from bot.services.visits import own_open_visit
 from bot.storage.db import Database
-from bot.storage.media import MediaStore
+from bot.storage.media import MediaCorrupt, MediaStore
 from bot.storage.models import Evidence
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class ForReview:
     lost: list[Evidence] = field(default_factory=list)  # stored once, but gone from the media folder now
 
 
-def for_review(media: MediaStore, files: Sequence[Evidence]) -> ForReview:
+async def for_review(media: MediaStore, files: Sequence[Evidence]) -> ForReview:
     """Read each stored file; one that can no longer be read is listed as lost instead of stopping the rest."""
     result = ForReview()
     for item in files:
@@ -66,8 +66,8 @@ def for_review(media: MediaStore, files: Sequence[Evidence]) -> ForReview:
             result.not_downloaded.append(item)
             continue
         try:
-            result.readable.append((item, media.read(item.path)))
-        except OSError as exc:
+            result.readable.append((item, await media.read(item.path)))
+        except (OSError, MediaCorrupt) as exc:
             log.error("evidence %s of visit %s is missing from the media store (%s): %s", item.id, item.visit_id,
                       item.path, exc)
             result.lost.append(item)
@@ -104,7 +104,7 @@ async def add(database: Database, media: MediaStore, collector: StaffView, visit
     blob = None
     if not too_big:
         data = await download()
-        blob = media.put(data, kind="evidence", suffix=_suffix(item.kind, item.mime_type))
+        blob = await media.put(data, kind="evidence", suffix=_suffix(item.kind, item.mime_type))
     async with database.write() as session:
         await own_open_visit(session, collector, visit_id)
         if await _known(session, visit_id, item.file_unique_id) or (

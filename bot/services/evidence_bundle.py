@@ -38,7 +38,7 @@ import logging
 import mimetypes
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -57,7 +57,7 @@ from bot.services.calendar import WorkCalendar
 from bot.services.cases import current_assignee
 from bot.services.masking import mask_name, mask_phone
 from bot.services.visit_summary import answer_text
-from bot.storage.media import SEALED, MediaStore
+from bot.storage.media import SEALED, MediaCorrupt, MediaStore
 from bot.storage.models import Assignment, AuditEntry, Case, Evidence, Payment, Promise, Staff, Visit
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ FILE_MODE, DIR_MODE = 0o600, 0o700  # unzipped, the files are the reader's alone
 # why a photo or recording is not in the bundle
 NOT_DOWNLOADED = "not_downloaded"  # above the Bot API's download limit: only its Telegram file id is kept
 NOT_IN_STORE = "not_in_media_store"  # stored once, gone from the media folder now
-UNREADABLE = "unreadable"  # there, but it does not open (a sealed file that does not decrypt)
+UNREADABLE = "unreadable"  # there, but refused: it does not open, or its bytes lost the SHA-256 of its name
 MISSING_LABELS = (N_("bundle.missing.not_downloaded"), N_("bundle.missing.not_in_media_store"),
                   N_("bundle.missing.unreadable"))
 DEFAULT_SUFFIX = {"photo": ".jpg", "voice": ".ogg", "audio": ".mp3"}
@@ -267,20 +267,22 @@ def _plan(gathered: _Gathered) -> list[_Item]:
     return items
 
 
-def _read(media: MediaStore, item: _Item) -> bytes | None:
+def _read(read: Callable[[str], bytes], item: _Item) -> bytes | None:
     row = item.row
     if row.status != "stored" or not row.path:
         item.reason = NOT_DOWNLOADED
         return None
     try:
-        data = media.read(row.path)
+        data = read(row.path)
     except OSError as exc:
         log.error("evidence %s of visit %s is missing from the media store (%s): %s", row.id, row.visit_id,
                   row.path, exc)
         item.reason = NOT_IN_STORE
         return None
-    except InvalidTag:
-        log.error("evidence %s of visit %s (%s) does not decrypt", row.id, row.visit_id, row.path)
+    except (InvalidTag, MediaCorrupt) as exc:  # not served: listed, with the hash the bytes have now
+        log.error("evidence %s of visit %s (%s) is refused by the media store: %s", row.id, row.visit_id, row.path,
+                  exc)
+        item.sha256 = exc.actual if isinstance(exc, MediaCorrupt) else None
         item.reason = UNREADABLE
         return None
     item.sha256, item.size = hashlib.sha256(data).hexdigest(), len(data)
@@ -371,7 +373,8 @@ def _review(g: _Gathered, visit: Visit) -> str:
 
 def _file_cell(g: _Gathered, item: _Item) -> str:
     if not item.included:
-        return _tag("span", g.t(f"bundle.missing.{item.reason}"), "missing")
+        cell = _tag("span", g.t(f"bundle.missing.{item.reason}"), "missing")
+        return cell + "<br>" + _tag("span", g.t("bundle.altered"), "missing") if item.matches is False else cell
     link = f"<a href=\"{_e(item.name)}\">{_e(item.name)}</a>"
     if item.matches is False:
         link += "<br>" + _tag("span", g.t("bundle.altered"), "missing")
@@ -526,7 +529,8 @@ def _manifest(g: _Gathered, items: Sequence[_Item], hashes: Sequence[tuple[str, 
     return (json.dumps(body, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
 
-def _write_zip(g: _Gathered, media: MediaStore, items: list[_Item], out: IO[bytes]) -> tuple[str, int, list[str]]:
+def _write_zip(g: _Gathered, read: Callable[[str], bytes], items: list[_Item],
+               out: IO[bytes]) -> tuple[str, int, list[str]]:
     """Write the whole ZIP to ``out`` (blocking: run off the loop); (its SHA-256, its size, its names)."""
     root = _root(g.case)
     local = g.now.astimezone(g.tz)
@@ -535,7 +539,7 @@ def _write_zip(g: _Gathered, media: MediaStore, items: list[_Item], out: IO[byte
     with zipfile.ZipFile(out, "w") as zf:
         bundle = _Zip(zf, root, stamp)
         for item in items:
-            data = _read(media, item)
+            data = _read(read, item)
             if data is not None:
                 bundle.add(item.name, data, compress=False)  # photos and recordings are compressed already
         bundle.add(SUMMARY, summary_html(g, items).encode("utf-8"))
@@ -573,7 +577,12 @@ async def write_bundle(session: AsyncSession, media: MediaStore, actor: StaffVie
     """
     gathered = await _gather(session, actor, case_id, now=now, lang=lang, calendar=calendar)
     items = _plan(gathered)
-    digest, size, names = await asyncio.to_thread(_write_zip, gathered, media, items, out)
+    loop = asyncio.get_running_loop()
+
+    def read(path: str) -> bytes:  # in the worker thread: one file at a time, from the loop's media store
+        return asyncio.run_coroutine_threadsafe(media.read(path), loop).result()
+
+    digest, size, names = await asyncio.to_thread(_write_zip, gathered, read, items, out)
     case = gathered.case
     return Built(case_id=case.id, bank=case.bank, case_no=case.case_no, root=_root(case), sha256=digest, size=size,
                  lang=lang, files=tuple(names),

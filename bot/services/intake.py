@@ -204,10 +204,10 @@ async def import_file(
     del refused
 
     # The SOP's two backups: the original under the data dir, a verified copy in each backup folder.
-    blob = media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)
+    blob = await media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)
     summary.sha256 = blob.sha256
     for folder in backup_dirs:
-        summary.backups.append(str(media.copy_to(blob, folder)))
+        summary.backups.append(str(await media.copy_to(blob, folder)))
 
     async with database.write() as session:
         record = CaseImport(filename=filename[:255], sha256=blob.sha256, stored_path=blob.path,
@@ -464,10 +464,10 @@ def file_problem(data: bytes, filename: str) -> CaseFileError | None:
     return None
 
 
-def park_upload(media: MediaStore, data: bytes, filename: str) -> str:
+async def park_upload(media: MediaStore, data: bytes, filename: str) -> str:
     """Keep a file that waits for its team where the import will keep it anyway (sealed, content-addressed:
     no second copy); the stored path, for the flow state."""
-    return media.put(data, kind="imports", suffix=_suffix(filename), sealed=True).path
+    return (await media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)).path
 
 
 def kind_of_upload(data: bytes, filename: str, caption: str | None) -> tuple[str, str | None]:
@@ -555,9 +555,9 @@ async def import_recall(
         log.warning("recall import of %s refused: %s (%s)", filename, exc.code, exc.detail)
         summary.error = exc
         return summary
-    blob = media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)
+    blob = await media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)
     for folder in backup_dirs:
-        media.copy_to(blob, folder)
+        await media.copy_to(blob, folder)
     async with database.write() as session:
         now = clock.now()
         found = {(c.bank, c.case_no): c for c in await session.scalars(

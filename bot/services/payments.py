@@ -227,9 +227,9 @@ async def import_payments(
     summary.table = stream.table()
     summary.rejects = [stream.reject(n, values, why) for n, values, why in refused]
 
-    blob = media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)
+    blob = await media.put(data, kind="imports", suffix=_suffix(filename), sealed=True)
     summary.sha256 = blob.sha256
-    copies = [str(media.copy_to(blob, folder)) for folder in backup_dirs]
+    copies = [str(await media.copy_to(blob, folder)) for folder in backup_dirs]
 
     async with database.write() as session:
         record = CaseImport(kind="payments", filename=filename[:255], sha256=blob.sha256, stored_path=blob.path,

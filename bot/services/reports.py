@@ -425,8 +425,8 @@ async def queue_team_report(session: AsyncSession, supervisor: Staff, period: Pe
     assert supervisor.telegram_user_id is not None
     team = None if all_teams else supervisor.team
     report = await build(session, period, calendar=calendar, team=team)
-    png = media.put(chart_png(report, t), kind="reports", suffix=".png")
-    workbook = media.put(xlsx_bytes(t, report, calendar.tz), kind="reports", suffix=".xlsx")
+    png = await media.put(chart_png(report, t), kind="reports", suffix=".png")
+    workbook = await media.put(xlsx_bytes(t, report, calendar.tz), kind="reports", suffix=".xlsx")
     stem = f"{period.kind}-{team or 'all'}-{period.start:%Y%m%d}"
     key = f"report:{period.kind}:{period.start}:{supervisor.id}"
     await outbox.enqueue(session, chat_id=supervisor.telegram_user_id, kind=f"report.{period.kind}", now=now,

@@ -39,7 +39,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -286,7 +285,7 @@ class Purged:
     keep_until: date
     rows: dict[str, int]
     files: list[dict[str, Any]]
-    unlink: list[Path] = field(default_factory=list)
+    unlink: list[str] = field(default_factory=list)  # media keys
 
 
 @dataclass
@@ -376,7 +375,7 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
             delete(GeocodeResult).where(GeocodeResult.query == normalize_address(address))))
 
     files: list[dict[str, Any]] = []
-    unlink: list[Path] = []
+    unlink: list[str] = []
     seen: set[str] = set()
     for sha256, kind, path in evidence:
         if not path or path in seen:
@@ -386,7 +385,7 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
             or_(Evidence.path == path, Evidence.sha256 == sha256) if sha256 else Evidence.path == path))
         files.append({"sha256": sha256, "kind": kind, "path": path, "deleted": not still_used})
         if not still_used:
-            unlink.append(media.path(path))
+            unlink.append(path)
 
     if import_id is not None:
         original = await session.get(CaseImport, import_id)
@@ -398,7 +397,7 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
             if not still_used:
                 counted("imports", await session.execute(
                     delete(CaseImport).where(CaseImport.stored_path == stored)))
-                unlink.append(media.path(stored))
+                unlink.append(stored)
             files.append({"sha256": sha256, "kind": "import", "path": stored, "deleted": not still_used})
 
     session.add(PurgedCase(bank=bank, case_no=case_no, contract_end=contract_end, entrusted_on=entrusted_on,
@@ -410,10 +409,10 @@ async def _purge_case(session: AsyncSession, case_id: int, *, today: date, now: 
                   rows=rows, files=files, unlink=unlink)
 
 
-def _delete_files(paths: Iterable[Path]) -> None:
-    for path in paths:
+async def _delete_files(media: MediaStore, keys: Iterable[str]) -> None:
+    for path in keys:
         try:
-            path.unlink(missing_ok=True)
+            await media.delete(path)
         except OSError as exc:  # the row is gone already: the file is an orphan, not a dangling row
             log.warning("retention: could not delete %s: %s", path, exc)
 
@@ -436,7 +435,7 @@ async def purge(database: Database, media: MediaStore, *, today: date, now: date
         async with database.write() as session:
             done = await _purge_case(session, item.case_id, today=today, now=now, media=media)
         if done is not None:  # committed: now the files may go
-            _delete_files(done.unlink)
+            await _delete_files(media, done.unlink)
             result.purged.append(done)
             log.info("retention: purged %s %s (kept until %s)", done.bank, done.case_no, done.keep_until)
     return result

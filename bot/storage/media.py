@@ -1,13 +1,17 @@
-"""A content-addressed file store under the data dir: every file is kept once, named by its SHA-256.
+"""A content-addressed file store: every file is kept once, named by its SHA-256.
 
-``<root>/<kind>/<aa>/<sha256><suffix>``: the same bytes sent twice land on the same path. Writes go
-to a temporary file first and are renamed into place, so a crash never leaves half a file under
-its final name. Paths handed out are relative to the data dir, for storing in the database. Files are
-0600 in 0700 folders (``private.py``).
+``media/<kind>/<aa>/<sha256><suffix>``: the same bytes sent twice land on the same key. The keys are the
+paths the database stores. Where the bytes live is a backend (``blobs.py``): the data dir's folder (the
+default; writes go to a temporary file first and are renamed into place, files 0600 in 0700 folders,
+``private.py``) or an S3-compatible object store (``FIELDBOT_MEDIA_URL=s3://bucket/prefix``). Every read
+is checked against the key's SHA-256: a file whose bytes changed raises
+:class:`~bot.storage.blobs.MediaCorrupt` naming its key; a file that is gone raises
+:class:`~bot.storage.blobs.MediaMissing`.
 
 Sealed files (the original bank files, which carry full ID numbers, phones and addresses) are stored
 encrypted with AES-256-GCM under the files key (``keys.py``): ``<sha256 of the plain bytes><suffix>.sealed``
-holds a 12-byte nonce followed by the ciphertext and its tag; :meth:`MediaStore.read` opens them.
+holds a 12-byte nonce followed by the ciphertext and its tag; :meth:`MediaStore.read` opens them and checks
+the plain bytes against the name.
 """
 
 from __future__ import annotations
@@ -15,21 +19,37 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from bot.storage import keys
-from bot.storage.private import copy_private, write_private
+from bot.storage.blobs import (
+    SEALED,
+    Backend,
+    LocalBackend,
+    MediaCorrupt,
+    MediaError,
+    MediaMissing,
+    MediaUnavailable,
+    backend_for,
+)
+from bot.storage.private import write_private
 
-SEALED = ".sealed"
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+__all__ = ["NONCE_BYTES", "SEALED", "MediaCorrupt", "MediaError", "MediaMissing", "MediaStore",
+           "MediaUnavailable", "StoredBlob", "sha256_file"]
+
 NONCE_BYTES = 12
 
 
 @dataclass(frozen=True)
 class StoredBlob:
     sha256: str  # of the plain bytes: the file's name
-    path: str  # relative to the data dir
+    path: str  # the key, relative to the data dir for the local folder
     size: int
-    stored_sha256: str = ""  # of the bytes on disk, where they differ (a sealed file)
+    stored_sha256: str = ""  # of the bytes stored, where they differ (a sealed file)
 
     @property
     def disk_sha256(self) -> str:
@@ -45,50 +65,88 @@ def sha256_file(path: Path) -> str:
 
 
 class MediaStore:
-    def __init__(self, data_dir: Path, *, keys_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path, *, keys_dir: Path | None = None, backend: Backend | None = None) -> None:
         self.data_dir = data_dir
         self.keys_dir = keys_dir if keys_dir is not None else data_dir / "keys"
+        self.backend: Backend = backend if backend is not None else LocalBackend(data_dir)
         self._file_key: bytes | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, url: str | None = None) -> MediaStore:
+        """The store ``FIELDBOT_MEDIA_URL`` (or ``url``) names, sealing with the files key of ``settings``."""
+        return cls(settings.data_dir, keys_dir=settings.keys_path,
+                   backend=backend_for(settings.media_url if url is None else url, settings))
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
 
     def _key(self) -> bytes:
         if self._file_key is None:
             self._file_key = keys.load_or_create(self.keys_dir, keys.FILE_KEY)
         return self._file_key
 
-    def put(self, data: bytes, *, kind: str, suffix: str = "", sealed: bool = False) -> StoredBlob:
+    def path(self, relative: str) -> Path:
+        """A key's file in the local folder (for tools and tests); an object store has no local path."""
+        if not isinstance(self.backend, LocalBackend):
+            raise ValueError(f"{relative}: the media store is {self.url}, not a local folder")
+        return self.backend.path(relative)
+
+    async def put(self, data: bytes, *, kind: str, suffix: str = "", sealed: bool = False) -> StoredBlob:
         digest = hashlib.sha256(data).hexdigest()
-        relative = Path("media") / kind / digest[:2] / f"{digest}{suffix.lower()}{SEALED if sealed else ''}"
-        target = self.data_dir / relative
+        key = f"media/{kind}/{digest[:2]}/{digest}{suffix.lower()}{SEALED if sealed else ''}"
         if sealed:
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-            if not target.exists():
+            try:  # already there: kept as it is (a new nonce would change the stored bytes)
+                stored = await self.backend.get(key)
+            except MediaMissing:
                 nonce = os.urandom(NONCE_BYTES)
-                write_private(target, nonce + AESGCM(self._key()).encrypt(nonce, data, digest.encode()))
-            return StoredBlob(sha256=digest, path=relative.as_posix(), size=len(data),
-                              stored_sha256=sha256_file(target))
-        if not (target.exists() and target.stat().st_size == len(data)):
-            write_private(target, data)
-        return StoredBlob(sha256=digest, path=relative.as_posix(), size=len(data))
+                stored = nonce + AESGCM(self._key()).encrypt(nonce, data, digest.encode())
+                await self.backend.put(key, stored)
+            return StoredBlob(sha256=digest, path=key, size=len(data), stored_sha256=hashlib.sha256(stored).hexdigest())
+        if await self.backend.size(key) != len(data):
+            await self.backend.put(key, data)
+        return StoredBlob(sha256=digest, path=key, size=len(data))
 
-    def path(self, relative: str) -> Path:
-        return self.data_dir / relative
-
-    def read(self, relative: str) -> bytes:
-        """The file's plain bytes (a sealed file is opened and checked against its name)."""
-        raw = self.path(relative).read_bytes()
+    async def read(self, relative: str) -> bytes:
+        """The file's plain bytes, checked against its name (a sealed file is opened, then checked)."""
+        raw = await self.backend.get(relative)
         if not relative.endswith(SEALED):
             return raw
+        from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        digest = Path(relative).name[:64]
-        return AESGCM(self._key()).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], digest.encode())
+        digest = PurePosixPath(relative).name[:64]
+        try:
+            plain = AESGCM(self._key()).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], digest.encode())
+        except InvalidTag as exc:
+            raise MediaCorrupt(relative, "the sealed file does not decrypt (changed, or another files key)") from exc
+        if (actual := hashlib.sha256(plain).hexdigest()) != digest:
+            raise MediaCorrupt(relative, f"the opened bytes do not match SHA-256 {digest}; not served", actual=actual)
+        return plain
 
-    def copy_to(self, blob: StoredBlob, folder: Path) -> Path:
-        """A second copy outside the data dir (the SOP's second backup), verified by its hash."""
+    async def stored(self, relative: str) -> bytes:
+        """The bytes as stored (a sealed file stays sealed), checked where the key names their hash."""
+        return await self.backend.get(relative)
+
+    async def exists(self, relative: str) -> bool:
+        return await self.backend.exists(relative)
+
+    async def delete(self, relative: str) -> None:
+        await self.backend.delete(relative)
+
+    async def keys(self, prefix: str = "media/") -> list[str]:
+        return await self.backend.keys(prefix)
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    async def copy_to(self, blob: StoredBlob, folder: Path) -> Path:
+        """A second copy outside the store (the SOP's second backup), verified by its hash."""
         target = folder / Path(blob.path).relative_to("media")
         if not target.exists():
-            copy_private(self.path(blob.path), target)
+            write_private(target, await self.backend.get(blob.path, sha256=blob.disk_sha256))
         if sha256_file(target) != blob.disk_sha256:
             raise OSError(f"backup copy {target} does not match {blob.disk_sha256}")
         return target

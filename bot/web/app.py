@@ -44,6 +44,7 @@ from bot.services.actor import StaffView
 from bot.services.case_desk import StatusChange
 from bot.services.errors import DomainError, Forbidden, NotFound
 from bot.services.visit_summary import summary_text
+from bot.storage.media import MediaCorrupt
 from bot.web.initdata import InitDataError, validate
 from bot.web.messages import page_messages
 from bot.web.ratelimit import TokenBuckets
@@ -390,8 +391,8 @@ async def evidence_file(request: Request, app: Console, caller: Caller) -> Respo
         path, kind, mime = item.path, item.kind, item.mime_type
     assert path is not None
     try:
-        data = await asyncio.to_thread(runtime.media.read, path)
-    except OSError as exc:
+        data = await runtime.media.read(path)
+    except (OSError, MediaCorrupt) as exc:
         log.error("evidence %s is missing from the media store: %s", path, exc)
         raise NotFound() from exc
     media_type = mime or MEDIA_TYPES.get(kind, "application/octet-stream")
