@@ -514,11 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
         cli_procedure,
         cli_retention,
         cli_status,
+        cli_targets,
         cli_worker,
     )
 
     for module in (cli_backup, cli_retention, cli_status, cli_payments, cli_people, cli_evidence, cli_worker,
-                   cli_procedure):
+                   cli_procedure, cli_targets):
         module.register(sub)
     return parser
 

@@ -102,6 +102,10 @@ class ToFieldStep(Step):
     NOTE = "note"
 
 
+class FlagStep(Step):
+    REASON = "reason"  # why the default looks malicious, and what the collector suggests
+
+
 class ResolveStep(Step):
     NOTE = "note"
 
@@ -120,7 +124,8 @@ for _cls, _name in ((VisitStep, "visit"), (ReviewStep, "review"), (ExtensionStep
                     (AssignStep, "assign"), (HandoverStep, "handover"), (ToFieldStep, "tofield"),
                     (ResolveStep, "resolve"), (SafeStep, "safe"), (PinStep, "pin"),
                     (InviteStep, "invite"), (DeskStep, "desk"), (IntakeStep, "intake"),
-                    (BankAlertStep, "bankalert"), (LetterStep, "letter"), (SpecialStep, "special")):
+                    (BankAlertStep, "bankalert"), (LetterStep, "letter"), (SpecialStep, "special"),
+                    (FlagStep, "flag")):
     _cls.FLOW = _name  # an enum's class attribute set after creation: not a member
 
 FLOWS: dict[str, type[Step]] = {cls.FLOW: cls for cls in Step.__subclasses__()}

@@ -7,6 +7,7 @@ bot/services/team_view.py.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -15,7 +16,7 @@ from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
 from bot.context import FieldbotContext
 from bot.handlers.common import refuse, serves, show
 from bot.i18n import all_translations
-from bot.services import case_desk, team_view
+from bot.services import case_desk, targets, team_view
 from bot.services.errors import DomainError
 from bot.services.policy import Action
 
@@ -38,6 +39,12 @@ async def team(update: Update, context: FieldbotContext) -> None:
         t("team.counts", done=day.done_today, due=day.due_today, overdue=day.overdue),
         t("team.checked_in", count=len(day.checked_in), total=day.collectors),
     ]
+    if day.progress is not None:  # this month against the targets
+        head.append(t("team.target", amount=t.money(Decimal(day.progress.recovered_fen) / 100),
+                      target=t.money(Decimal(day.progress.target_fen) / 100) if day.progress.target_fen else "-"))
+        head += [t("team.default_rate", portfolio=t(targets.PORTFOLIO_NAMES[r.portfolio]), rate=f"{r.rate_pct}%",
+                   target=f"{r.target_pct.normalize():f}%" if r.target_pct is not None else "-")
+                 for r in day.progress.rates]
     lines = [t("team.checkin_line", name=c.name, time=t.datetime(c.at, tz), case_no=c.case_no)
              for c in day.checked_in[:LISTED]]
     late = sum(w.late for w in day.waiting)

@@ -155,11 +155,21 @@ COLUMN_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     ),
 }
 
+#: How the banks' files name each portfolio (compared lower-case, spaces, ``-`` and ``_`` dropped).
+PORTFOLIO_WORDS: Final[dict[str, str]] = {
+    **dict.fromkeys(("信用卡", "信用卡分期", "creditcard", "card", "cc"), "credit_card"),
+    **dict.fromkeys(("助学贷款", "学生贷款", "国家助学贷款", "生源地助学贷款", "studentloan", "student"),
+                    "student_loan"),
+    **dict.fromkeys(("应收账款", "应收款", "账款", "receivables", "receivable", "ar"), "receivables"),
+}
+
 #: Columns of the bank's other files, matched the same way: the recall flag a case file may carry, and a
 #: repayment file's (bot/services/payments.py). Kept apart from the case file's own columns above.
 OTHER_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     # The bank's recall flag in a case file (是/yes/1: the bank takes the case back).
     "recall": ("召回", "recall", "是否召回", "召回标志", "recalled"),
+    # A case's line of business: credit card (the default), student loan or receivables (see PORTFOLIO_WORDS).
+    "portfolio": ("产品", "业务类型", "portfolio", "业务品种", "portfolio_type"),
     # The bank's repayment files (see bot/services/payments.py).
     "amount_paid": (
         "还款金额", "amount", "amount_paid", "实还金额", "还款额", "入账金额", "回款金额", "payment_amount", "paid",
@@ -642,6 +652,7 @@ CHECK_ORDER: Final = (
     "contract_before_entrusted",
     "bad_coordinates",
     "unknown_assignee",
+    "bad_portfolio",
 )
 REASON_CODES: Final = frozenset(CHECK_ORDER)
 
@@ -670,6 +681,8 @@ class CaseRow:
     lon: float | None
     assignee: str | None
     recall: bool = False  # the file's 召回/recall column says the bank takes the case back
+    # the 产品 / 业务类型 / portfolio column; None when blank or absent (a new case is a credit card case)
+    portfolio: str | None = None
 
 
 @dataclass(frozen=True)
@@ -760,7 +773,8 @@ def validate_rows(
     11. ``bad_coordinates``: only one of lat/lon, unreadable, out of range, or
         exactly 0,0 (a geocoder's "unknown");
     12. ``unknown_assignee``: present and *known_assignee* says no (not checked
-        when *known_assignee* is ``None``).
+        when *known_assignee* is ``None``);
+    13. ``bad_portfolio``: present but not a portfolio :data:`PORTFOLIO_WORDS` knows.
 
     Empty optional cells become ``None``. Text is trimmed (full-width spaces
     included) and inner whitespace collapsed.
@@ -904,6 +918,14 @@ def _validate_row(
     if assignee is not None and known_assignee is not None and not known_assignee(assignee):
         raise _RowRejected("unknown_assignee", value=assignee)
 
+    portfolio_text = row.text("portfolio")
+    portfolio = None
+    if portfolio_text:
+        key = re.sub(r"[\s_\-]+", "", unicodedata.normalize("NFKC", portfolio_text).lower())
+        if key not in PORTFOLIO_WORDS:
+            raise _RowRejected("bad_portfolio", value=portfolio_text)
+        portfolio = PORTFOLIO_WORDS[key]
+
     id_text = row.text("id_number")
     return CaseRow(
         row_number=row_number,
@@ -921,6 +943,7 @@ def _validate_row(
         lon=lon,
         assignee=assignee,
         recall=is_yes(row.raw("recall")),
+        portfolio=portfolio,
     )
 
 

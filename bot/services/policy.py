@@ -120,6 +120,8 @@ class Action(StrEnum):
     SPECIAL_CLOSE = "special.close"
     # a field collector filing their plan of the day (the route order) with their supervisor
     DAY_PLAN_FILE = "dayplan.file"
+    # a collector flagging a debtor's default on their case as malicious, with a suggestion (/flag)
+    CASE_FLAG = "case.flag"
 
 
 R = Role
@@ -165,6 +167,7 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
     Action.SPECIAL_CLOSE: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S}),
                            R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.DAY_PLAN_FILE: {R.COLLECTOR: frozenset({S})},
+    Action.CASE_FLAG: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S})},
 }
 """The whole policy. Notes on the choices:
 
@@ -192,6 +195,7 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
   supervisor or the admin office.
 * A field collector files their own plan of the day (the route order, /visits) with their supervisor;
   phone collectors have no route.
+* A collector flags malicious default (/flag) on a case they hold; it goes to their supervisor and the audit log.
 * A special procedure (/special) is applied for by the collector who holds the case, decided by that
   team's supervisor (or the admin office), arranged by the admin office, and closed with its result by
   the collector holding the case, the team's supervisor or the admin office.
@@ -478,4 +482,5 @@ OBJECT_KIND: Mapping[Action, str] = {
     Action.SPECIAL_ARRANGE: "case",
     Action.SPECIAL_CLOSE: "case",
     Action.DAY_PLAN_FILE: "staff",
+    Action.CASE_FLAG: "case",
 }

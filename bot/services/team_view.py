@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.buttons import ReviewApprove, ReviewFiles, ReviewReturn
 from bot.i18n import N_, Translator
-from bot.services import letters, outbox, policy
+from bot.services import letters, outbox, policy, targets
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.cases import CLOSED_STATUSES
@@ -73,6 +73,7 @@ class TeamDay:
     alarms: list[OpenAlarm]
     may_review: bool
     letters_expired: tuple[tuple[str, date], ...] = ()  # (case number, last day): a letter's term ended
+    progress: targets.TeamProgress | None = None  # this month against the targets (fieldbot target set)
 
 
 def _day(now: datetime, calendar: WorkCalendar) -> tuple[datetime, datetime]:
@@ -129,7 +130,8 @@ async def team_day(session: AsyncSession, actor: StaffView | None, *, now: datet
     return TeamDay(team=team, collectors=collectors, checked_in=sorted(seen.values(), key=lambda c: c.name),
                    done_today=done, due_today=due_today, overdue=overdue, waiting=waiting, alarms=alarms,
                    may_review=policy.allows(actor, policy.Action.VISIT_REVIEW),
-                   letters_expired=tuple(await letters.next_steps(session, team)))
+                   letters_expired=tuple(await letters.next_steps(session, team)),
+                   progress=await targets.team_progress(session, team, now=now, tz=calendar.tz))
 
 
 def review_buttons(t: Translator, waiting: list[Waiting]) -> list[list[tuple[str, str]]]:

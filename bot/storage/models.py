@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -57,6 +58,14 @@ class CaseStatus(StrEnum):
     DISPUTED = "disputed"
     ON_HOLD = "on_hold"  # parked by a supervisor (with a reason): off the visit lists and deadlines
     CLOSED = "closed"
+
+
+class Portfolio(StrEnum):
+    """The line of business a case belongs to (the import's 产品 / 业务类型 / portfolio column)."""
+
+    CREDIT_CARD = "credit_card"
+    STUDENT_LOAN = "student_loan"
+    RECEIVABLES = "receivables"
 
 
 class VisitStatus(StrEnum):
@@ -139,6 +148,8 @@ class Case(Base):
     contract_end: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.NEW, index=True)
     team: Mapped[str | None] = mapped_column(String(50), index=True)
+    portfolio: Mapped[str] = mapped_column(String(20), default=Portfolio.CREDIT_CARD,
+                                           server_default=Portfolio.CREDIT_CARD.value)
     visit_due_at: Mapped[datetime | None]
     assign_due_at: Mapped[datetime | None] = mapped_column(index=True)
     unassigned_reported_at: Mapped[datetime | None]
@@ -594,6 +605,25 @@ class DayPlan(Base):
     day: Mapped[date] = mapped_column(Date)
     case_ids: Mapped[list[int]] = mapped_column(JSON, default=list)  # in the order of the route
     filed_at: Mapped[datetime]
+
+
+class Target(Base):
+    """A target set with ``fieldbot target set``: a portfolio's default rate, or a month's recovered amount.
+
+    Exactly one of ``portfolio`` (with ``default_rate_pct``), ``collector_id`` or ``team`` (with ``month``
+    and ``recovered_fen``) says whose target it is; setting it again replaces the value.
+    """
+
+    __tablename__ = "targets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portfolio: Mapped[str | None] = mapped_column(String(20))
+    collector_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    team: Mapped[str | None] = mapped_column(String(50))
+    month: Mapped[str | None] = mapped_column(String(7))  # YYYY-MM; none: standing (a default rate)
+    default_rate_pct: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    recovered_fen: Mapped[int | None] = mapped_column(BigInteger)
+    set_at: Mapped[datetime]
 
 
 class Backup(Base):
