@@ -41,7 +41,7 @@ from bot.services.parsing import clean_text
 from bot.services.payments import FINISHED, RECALLED, close_case
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
-from bot.storage.models import Assignment, Case, CaseImport, CaseStatus, Role, Staff
+from bot.storage.models import Assignment, Case, CaseImport, CaseStatus, Portfolio, Role, Staff
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ REJECT_MESSAGES = (
     N_("import.reject.missing_debtor_name"), N_("import.reject.missing_address"), N_("import.reject.bad_amount"),
     N_("import.reject.bad_phone"), N_("import.reject.bad_overdue_days"), N_("import.reject.bad_date"),
     N_("import.reject.contract_before_entrusted"), N_("import.reject.bad_coordinates"),
-    N_("import.reject.unknown_assignee"), N_("import.field.entrusted_on"), N_("import.field.contract_end"),
+    N_("import.reject.unknown_assignee"), N_("import.reject.bad_portfolio"),
+    N_("import.field.entrusted_on"), N_("import.field.contract_end"),
 )
 
 
@@ -144,6 +145,7 @@ def _case_values(row: CaseRow) -> dict[str, Any]:
         "overdue_days": row.overdue_days,
         "entrusted_on": row.entrusted_on,
         "contract_end": row.contract_end,
+        **({"portfolio": row.portfolio} if row.portfolio is not None else {}),
     }
 
 
@@ -284,7 +286,7 @@ async def import_file(
 
 
 _COMPARED = ("debtor_name", "id_number_masked", "phone", "address", "amount_due_fen", "overdue_days",
-             "entrusted_on", "contract_end", "lat", "lon")
+             "entrusted_on", "contract_end", "lat", "lon", "portfolio")
 
 
 async def _upsert_batch(
@@ -333,7 +335,8 @@ async def _upsert_batch(
         if old is None:
             new_rows.append({"bank": row.bank, "case_no": row.case_no, "status": CaseStatus.NEW.value, "team": team,
                              "import_id": import_id, "created_at": now, "updated_at": now,
-                             "assign_due_at": assign_due, "lat": None, "lon": None, **values})
+                             "assign_due_at": assign_due, "lat": None, "lon": None,
+                             "portfolio": Portfolio.CREDIT_CARD.value, **values})
             new_meta.append((row, assignee))
             imported += 1
             continue

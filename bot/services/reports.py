@@ -7,7 +7,9 @@ gets what: a collector their own figures; a supervisor and a team lead their tea
 chart, XLSX); an admin the report of every team, with the amount recovered per team.
 
 "Recovered" is what the bank's repayment files say was paid in the period, counted for the
-collector who held the case on the day it was paid. The chart draws names and the legend in the
+collector who held the case on the day it was paid. A monthly report also puts each collector's (and
+team's) recovered amount against the month's target, and each portfolio with a default-rate target
+against it (:mod:`bot.services.targets` defines the default rate). The chart draws names and the legend in the
 reader's language with a CJK font shipped by the ``mplfonts`` package (Noto Sans CJK SC).
 """
 
@@ -28,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import DEFAULT_LOCALE, N_, Translator, translator
-from bot.services import dispositions, outbox, policy
+from bot.services import dispositions, outbox, policy, targets
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import Forbidden
@@ -114,6 +116,10 @@ class Report:
     rows: list[CollectorStats]
     visits: list[tuple[str, str, str, datetime, str, int | None]]  # collector, bank, case_no, filed, code, amount
     alarms: Figures | None = None  # SOS response times, in monthly team reports
+    # monthly: the portfolios' default rates against their targets; recovered-amount targets by collector and team
+    rates: list[targets.DefaultRate] = field(default_factory=list)
+    recovered_targets: dict[int, int] = field(default_factory=dict)
+    team_targets: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> CollectorStats:
@@ -170,10 +176,17 @@ async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar
             ExtensionRequest.created_at < end)):
         stats[request.collector_id].extensions += 1
         stats[request.collector_id].extensions_approved += request.status == ExtensionStatus.APPROVED.value
-    alarms = None
+    report = Report(period, team, list(stats.values()), details)
+    if period.kind == MONTHLY:
+        month = targets.month_of(period.start)
+        report.recovered_targets, team_targets = await targets.recovered_targets(session, month)
+        if staff_ids is None:
+            report.team_targets = {name: fen for name, fen in team_targets.items() if team is None or name == team}
     if period.kind == MONTHLY and staff_ids is None:
-        alarms = await response_figures(session, start, end, team=team)
-    return Report(period, team, list(stats.values()), details, alarms)
+        report.alarms = await response_figures(session, start, end, team=team)
+        report.rates = [await targets.default_rate(session, portfolio, start=start, end=end, team=team)
+                        for portfolio in await targets.rate_targets(session)]
+    return report
 
 
 async def _recovered(session: AsyncSession, stats: dict[int, CollectorStats], period: Period, tz: ZoneInfo) -> None:
@@ -246,6 +259,29 @@ def collector_line(t: Translator, row: CollectorStats) -> str:
     return line
 
 
+def _against(t: Translator, name: str, recovered_fen: int, target_fen: int) -> str:
+    share = f"{recovered_fen * 100 / target_fen:.0f}%" if target_fen else "-"
+    return t(N_("report.target_line"), name=name, amount=_money(t, recovered_fen), target=_money(t, target_fen),
+             share=share)
+
+
+def target_lines(t: Translator, report: Report) -> list[str]:
+    """A monthly report's progress: recovered against each target, the portfolios' default rates against theirs."""
+    lines = [_against(t, row.name, row.recovered_fen, report.recovered_targets[row.staff_id])
+             for row in report.rows if row.staff_id in report.recovered_targets]
+    sums: dict[str, int] = {}
+    for row in report.rows:
+        sums[row.team or "-"] = sums.get(row.team or "-", 0) + row.recovered_fen
+    lines += [_against(t, t(N_("report.team_name"), team=name), sums.get(name, 0), fen)
+              for name, fen in sorted(report.team_targets.items())]
+    for rate in report.rates:
+        mark = "✅" if rate.within_target else "⚠️"
+        lines.append(t(N_("report.default_rate"), mark=mark, portfolio=t(targets.PORTFOLIO_NAMES[rate.portfolio]),
+                       rate=f"{rate.rate_pct}%", defaulted=rate.defaulted, cases=rate.cases,
+                       target=f"{rate.target_pct.normalize():f}%" if rate.target_pct is not None else "-"))
+    return lines
+
+
 def team_lines(t: Translator, report: Report) -> list[str]:
     """Per team (in an all-teams report): visits and the amount recovered from the bank's files."""
     teams: dict[str, CollectorStats] = {}
@@ -278,6 +314,7 @@ def report_text(t: Translator, report: Report, *, personal: bool = False) -> str
             lines += team_lines(t, report)
     if report.alarms is not None:
         lines.append(alarm_line(t, report.alarms))
+    lines += target_lines(t, report)
     return "\n".join(lines)
 
 
