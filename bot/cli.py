@@ -521,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (cli_backup, cli_retention, cli_status, cli_payments, cli_people, cli_evidence, cli_worker,
                    cli_procedure, cli_targets):
         module.register(sub)
+    from bot import cli_media
+
+    cli_media.register(sub)
     return parser
 
 
