@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # A backup snapshot older than this is pruned (the newest is always kept), with the media no kept
     # snapshot lists: material purged under retention leaves the backups this many days later.
     backup_keep_days: int = Field(default=90, ge=1)
+    # Inbox rows (updates already applied) and outbox rows sent or given up are deleted this many days
+    # later by the hourly prune sweep (bot/services/pruning.py); a pending message is never deleted.
+    prune_after_days: int = Field(default=30, ge=2)
     geocoder: str = "off"
     checkin_radius_m: int = 300
     import_batch_size: int = 200
