@@ -168,13 +168,26 @@ async def health_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
     return await health.sweep(runtime)
 
 
-# The custody sweeps (backups, the audit checkpoint, retention, outages) follow the real calendar and
-# the machine's files: they run on the job queue only, not in ``run_all``'s one tick of the flows.
+async def prune_sweep(runtime: Runtime, bot: ExtBot[Any]) -> int:
+    """Inbox and outbox rows done more than FIELDBOT_PRUNE_AFTER_DAYS ago go, a few batches a run."""
+    from datetime import timedelta
+
+    from bot.services import pruning
+
+    pruned = await pruning.sweep(runtime.db, now=runtime.clock.now(),
+                                 keep=timedelta(days=runtime.settings.prune_after_days))
+    return pruned.total
+
+
+# The custody sweeps (backups, the audit checkpoint, retention, outages, pruning the inbox and outbox)
+# follow the real calendar and the machine's files: they run on the job queue only, not in ``run_all``'s
+# one tick of the flows.
 CUSTODY_SWEEPS: list[tuple[str, Sweep, float]] = [
     ("health", health_sweep, 60.0),
     ("checkpoint", checkpoint_sweep, 60.0),
     ("backup", backup_sweep, 600.0),
     ("retention", retention_sweep, 3600.0),
+    ("prune", prune_sweep, 3600.0),
 ]
 
 
