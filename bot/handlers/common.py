@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
@@ -44,7 +45,16 @@ def _attempt(update: Update) -> dict[str, Any]:
 
 
 async def refuse(update: Update, context: FieldbotContext, error: DomainError, *, what: str) -> None:
-    """Tell the user why not (a pop-up for a button); a refused permission is also written to the audit log."""
+    """Tell the user why not (a pop-up for a button); a refused permission is also written to the audit log.
+
+    :class:`AlreadyDone` (a second delivery of an update already applied, reaching a handler that
+    answers every :class:`DomainError` here) is no refusal: the button's spinner is closed, nothing said.
+    """
+    if isinstance(error, AlreadyDone):
+        log.info("update %s was already applied: ignored", update.update_id)
+        if update.callback_query is not None:
+            await update.callback_query.answer()
+        return
     staff = context.staff
     log.info("refused %s for staff %s: %s", what, staff.id if staff else None, error)
     if isinstance(error, Forbidden):
@@ -102,11 +112,23 @@ def pressed(update: Update, kind: type[B]) -> B:
 
 @asynccontextmanager
 async def write_once(update: Update, context: FieldbotContext) -> AsyncIterator[AsyncSession]:
-    """A write transaction that also records this update: a second delivery raises :class:`AlreadyDone`."""
+    """A write transaction that also records this update: a second delivery raises :class:`AlreadyDone`.
+
+    That holds when the two deliveries run at the same moment in two processes too: the inbox insert
+    of the second waits for the first and finds its key (``inbox.claim``). Should the clash surface as
+    an integrity error anyway (at a flush inside the block, or at the commit), and this update's key is
+    then recorded by a committed transaction, the other delivery did the work: AlreadyDone as well.
+    """
     runtime = context.runtime
-    async with runtime.db.write() as session:
-        await inbox.claim(session, inbox.update_key(update.update_id), now=runtime.clock.now())
-        yield session
+    key = inbox.update_key(update.update_id)
+    try:
+        async with runtime.db.write() as session:
+            await inbox.claim(session, key, now=runtime.clock.now())
+            yield session
+    except IntegrityError:
+        if not await inbox.applied(runtime.db, key):
+            raise
+        raise AlreadyDone() from None
 
 
 def ignore_replays(callback: C) -> C:
@@ -176,15 +198,21 @@ async def ask_for_text(update: Update, context: FieldbotContext, step: Step, dat
 
     ``check`` runs first in the same transaction (the service's rule: may this person answer this?); a
     :class:`DomainError` from it is answered with :func:`refuse` (``what`` names the attempt) and
-    nothing is saved.
+    nothing is saved. The transaction records the update (``write_once``): a second delivery of the
+    same button, at once in another process or later, is dropped without asking again.
     """
     staff = context.staff
     assert staff is not None
     try:
-        async with context.runtime.db.write() as session:
+        async with write_once(update, context) as session:  # two deliveries of the button: asked once
             if check is not None:
                 await check(session)
             await flows.enter(session, staff.id, step, data, now=context.runtime.clock.now())
+    except AlreadyDone:
+        log.info("update %s was already applied: ignored", update.update_id)
+        if update.callback_query is not None:
+            await update.callback_query.answer()
+        return
     except DomainError as error:
         await refuse(update, context, error, what=what or step.flow)
         return
