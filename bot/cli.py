@@ -428,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="create or migrate the database").set_defaults(func=cmd_db_upgrade)
+    from bot import cli_dbcopy
+
+    cli_dbcopy.register(db_sub)
 
     staff = sub.add_parser("staff", help="register and manage staff")
     staff_sub = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
