@@ -410,8 +410,66 @@ async def scene_custody(demo: Demo) -> None:
 
 
 Scene = Callable[[Demo], Awaitable[None]]
+async def scene_field_rules(demo: Demo) -> None:
+    """The phone collector's hand-off and its 2-working-day clock, the field collector's plan of the day filed
+    with the supervisor, a malicious default flagged, and the month's targets on /team."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from bot.services import assignment, targets
+    from bot.storage.models import Case, Staff
+
+    t, h = demo.t, demo.harness
+    zh = demo.lang == "zh_CN"
+    demo.title(t("demo.scene.field_rules"))
+    boss = demo.person(9001, demo.people[9001])
+    phone = demo.person(9010, "孙电催" if zh else "Sun (phone)")
+    walker = demo.person(9011, "周外访" if zh else "Zhou (field)")
+    await h.onboard(phone, demo.people[9010], Role.PHONE_COLLECTOR, team="A",
+                    supervisor_id=demo.staff_ids["supervisor"])
+    walker_id = await h.onboard(walker, demo.people[9011], Role.COLLECTOR, team="A",
+                                supervisor_id=demo.staff_ids["supervisor"])
+    h.clock.set(datetime(2026, 12, 11, 14, 0, tzinfo=ZoneInfo("Asia/Shanghai")))  # a Friday
+    await h.tick()  # what fell due since the last scene goes out first, unshown
+    now = h.clock.now()
+    async with h.db.write() as session:
+        case = Case(bank="招商银行", case_no="ZS-0101", debtor_name="吴九", address="上海市黄浦区南京东路300号",
+                    phone="13900139000", amount_due_fen=3500000, overdue_days=120, status="new", team="A",
+                    portfolio="student_loan", lat=31.2380, lon=121.4840, created_at=now, updated_at=now)
+        session.add(case)
+        await session.flush()
+        phone_id = await session.scalar(select(Staff.id).where(Staff.telegram_user_id == phone.id))
+        assert phone_id is not None
+        await assignment.assign_cases(session, [case.id], phone_id, actor=None, reason="demo", now=now,
+                                      calendar=h.runtime.calendar)
+        case_id = case.id
+        await targets.set_default_rate(session, "student_loan", Decimal("5"), now=now)
+        await targets.set_recovered(session, month="2026-12", amount_fen=20000000, team="A", now=now)
+    demo.note("$ fieldbot target set --portfolio student_loan --default-rate 5")
+    demo.note("$ fieldbot target set --team A --month 2026-12 --recovered 200000")
+    await demo.command(phone, "/tofield")
+    await demo.press(phone, b.ToFieldCase(case_id).pack(), "ZS-0101")
+    await demo.press(phone, b.ToFieldCollector(case_id, walker_id).pack(), demo.people[9011])
+    await demo.say(phone, "客户说周一上午在家" if zh else "The debtor says he is home on Monday morning")
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    h.clock.set(datetime(2026, 12, 14, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    await h.tick()  # Monday's weekly reports, unshown
+    await _tick(demo, "2026-12-15T09:00")
+    await demo.command(walker, "/visits")
+    reason = "名下有车有房却拒不还款，建议发律师函" if zh else "Owns a car and a flat, refuses to pay: suggest a letter"
+    await demo.command(walker, "/flag", f"ZS-0101 {reason}")
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+    await _tick(demo, "2026-12-15T18:00")
+    await demo.command(boss, "/team")
+
+
 SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency, scene_handover,
-                       scene_office, scene_custody, scene_procedure]
+                       scene_office, scene_custody, scene_procedure, scene_field_rules]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
