@@ -78,6 +78,12 @@ def cmd_evidence(settings: Settings, args: argparse.Namespace) -> int:
     progress = _Progress()
 
     async def work(database: Database) -> Built:
+        try:
+            return await write(database)
+        finally:
+            await media.close()  # an object store's client
+
+    async def write(database: Database) -> Built:
         fd, progress.part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")  # 0600
         with os.fdopen(fd, "w+b") as handle:
             async with database.read() as session:

@@ -84,8 +84,11 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
         today = retention.local_today(now, settings.timezone)
 
     async def work(database: Database) -> tuple[retention.PurgeResult, list[tuple[str, str]]]:
-        result = await retention.purge(database, MediaStore.from_settings(settings), today=today, now=now,
-                                       dry_run=args.dry_run)
+        media = MediaStore.from_settings(settings)
+        try:
+            result = await retention.purge(database, media, today=today, now=now, dry_run=args.dry_run)
+        finally:
+            await media.close()
         without_end: list[tuple[str, str]] = []
         if args.json:
             async with database.read() as session:

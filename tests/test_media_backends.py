@@ -22,7 +22,16 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.sandbox.harness import BotHarness, sandbox_settings
 from bot.services import backup, backup_manifest, outbox
-from bot.storage.blobs import Backend, LocalBackend, MediaCorrupt, MediaMissing, S3Backend, S3Config, S3Location
+from bot.storage.blobs import (
+    Backend,
+    LocalBackend,
+    MediaCorrupt,
+    MediaMissing,
+    MediaUnavailable,
+    S3Backend,
+    S3Config,
+    S3Location,
+)
 from bot.storage.db import Database
 from bot.storage.media import MediaStore
 from bot.storage.models import Evidence, OutboxMessage, Visit
@@ -292,3 +301,17 @@ async def test_report_attachments_from_the_object_store_and_a_missing_one_fails_
         assert row.failed_at is not None and row.attempts == 1, text  # given up at once, not retried
         assert row.last_error is not None and error in row.last_error and blob.path in row.last_error
     await media.close()
+
+
+async def test_a_store_out_of_reach_is_unavailable_not_missing(tmp_path: Path) -> None:
+    """Nothing listens on the port: an OSError worth retrying (the outbox retries it), never 'missing'."""
+    store = S3Backend(S3Location.parse("s3://fieldbot/office-1"),
+                      S3Config(endpoint=f"http://127.0.0.1:{_free_port()}", region=REGION, access_key="testing",
+                               secret_key="testing"))
+    try:
+        with pytest.raises(MediaUnavailable) as down:
+            await store.get("media/evidence/00/" + "0" * 64 + ".jpg")
+        assert not isinstance(down.value, MediaMissing) and isinstance(down.value, OSError)
+        assert "media/evidence/00/" in str(down.value)
+    finally:
+        await store.close()

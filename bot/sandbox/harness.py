@@ -79,6 +79,7 @@ class BotHarness:
     async def stop(self) -> None:
         if self._app is not None:
             await self._app.shutdown()
+            await self.runtime.media.close()  # an object store's client (post_shutdown's job in a real run)
             self._app = None
 
     async def restart(self) -> FieldbotApplication:
