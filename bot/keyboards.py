@@ -73,6 +73,7 @@ for _office in (Role.SUPERVISOR, Role.ADMIN):
     ROLE_COMMANDS[_office] += [("letter", N_("command.letter"))]
 for _field in (Role.COLLECTOR, Role.PHONE_COLLECTOR):
     ROLE_COMMANDS[_field] += [("special", N_("command.special"))]
+    ROLE_COMMANDS[_field] += [("flag", N_("command.flag"))]  # malicious default (bot/handlers/flag.py)
 
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
 
