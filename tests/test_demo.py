@@ -9,6 +9,8 @@ import pytest
 from bot.demo import run_demo
 
 
+@pytest.mark.sqlite_only("fieldbot demo plays in a temporary folder of SQLite files; its restore scene restores "
+                        "into a SQLite file")
 @pytest.mark.parametrize(
     ("lang", "expected"),
     [

@@ -50,7 +50,7 @@ async def test_an_admin_invites_a_collector_who_then_registers(harness: BotHarne
     async with harness.db.read() as session:
         person = (await session.scalars(select(Staff).where(Staff.name == "Xiao Wang"))).one()
         audited = list(await session.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == office["admin"],
-                                                                            AuditEntry.object_id == person.id)))
+                                                                            AuditEntry.object_id == str(person.id))))
     assert (person.role, person.team, person.supervisor_id) == ("collector", "B", office["zed"])
     assert audited == ["staff.add", "invite.create"]
     # the invited person registers with the code and is a collector of team B
