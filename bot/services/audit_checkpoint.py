@@ -45,10 +45,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.i18n import N_
 from bot.runtime import Runtime
-from bot.services import audit, backup_manifest, outbox
-from bot.services.people import t_for
+from bot.services import audit, backup_manifest
+from bot.services.admin_alerts import tell_admins
 from bot.storage.db import Database
-from bot.storage.models import AuditEntry, Role, Staff
+from bot.storage.models import AuditEntry
 from bot.storage.private import write_private
 
 log = logging.getLogger(__name__)
@@ -223,17 +223,7 @@ async def last_restore(session: AsyncSession) -> datetime | None:
 
 async def _tell_admins(database: Database, *, key: str, now: datetime, dedupe: str, **params: object) -> int:
     """An urgent message to every active admin through the outbox, once per ``dedupe`` key."""
-    async with database.write() as session:
-        admins = list(await session.scalars(select(Staff).where(
-            Staff.role == Role.ADMIN.value, Staff.active.is_(True), Staff.telegram_user_id.is_not(None))))
-        sent = 0
-        for admin in admins:
-            assert admin.telegram_user_id is not None
-            row = await outbox.enqueue(session, chat_id=admin.telegram_user_id, text=t_for(admin)(key, **params),
-                                       kind=ALERT_KIND, now=now, priority=outbox.Priority.URGENT,
-                                       dedupe_key=f"{dedupe}:{admin.id}")
-            sent += row is not None
-    return sent
+    return await tell_admins(database, key=key, kind=ALERT_KIND, now=now, dedupe=dedupe, **params)
 
 
 def _ran(path: Path, now: datetime) -> None:

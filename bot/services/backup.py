@@ -50,7 +50,8 @@ from sqlalchemy.exc import ArgumentError
 from bot.config import Settings
 from bot.i18n import N_
 from bot.runtime import Runtime
-from bot.services import audit, audit_checkpoint, outbox
+from bot.services import audit, audit_checkpoint
+from bot.services.admin_alerts import tell_admins
 from bot.services.backup_manifest import (
     FileEntry,
     Manifest,
@@ -60,12 +61,11 @@ from bot.services.backup_manifest import (
     resolve,
     snapshot_folders,
 )
-from bot.services.people import t_for
 from bot.storage import keys
 from bot.storage.blobs import LocalBackend, MediaError, content_hash
 from bot.storage.db import Database
 from bot.storage.media import SEALED, MediaStore, sha256_file
-from bot.storage.models import Backup, Role, Staff
+from bot.storage.models import Backup
 from bot.storage.private import copy_private, private_dir, write_private
 
 log = logging.getLogger(__name__)
@@ -477,17 +477,7 @@ async def last_backups(database: Database) -> tuple[Backup | None, Backup | None
 
 
 async def _tell_admins(database: Database, *, key: str, what: str, now: datetime, dedupe: str, **params: object) -> int:
-    async with database.write() as session:
-        admins = list(await session.scalars(select(Staff).where(
-            Staff.role == Role.ADMIN.value, Staff.active.is_(True), Staff.telegram_user_id.is_not(None))))
-        sent = 0
-        for admin in admins:
-            assert admin.telegram_user_id is not None
-            row = await outbox.enqueue(session, chat_id=admin.telegram_user_id, text=t_for(admin)(key, **params),
-                                       kind=what, now=now, priority=outbox.Priority.URGENT,
-                                       dedupe_key=f"{dedupe}:{admin.id}")
-            sent += row is not None
-    return sent
+    return await tell_admins(database, key=key, kind=what, now=now, dedupe=dedupe, **params)
 
 
 async def daily_sweep(runtime: Runtime) -> int:
