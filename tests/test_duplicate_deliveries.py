@@ -5,6 +5,7 @@ silently, on SQLite and on PostgreSQL. No internal error for the person, no trac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -172,3 +173,31 @@ async def test_a_key_clash_as_an_integrity_error_is_already_done(pair: Pair, flu
                             meet=not pair.first.db.sqlite)
     assert await count(pair.first.db, FlowState) == 1
     assert replies == [EN("extension.ask_reason", case_no="ZS-1")]
+
+
+async def test_two_first_steps_saved_for_one_person_at_once_do_not_clash(any_database: Database) -> None:
+    """``flows.enter`` from two processes at the same moment (no row yet): both succeed, one row remains."""
+    from bot.services import flows, staff
+    from bot.steps import DeskStep
+
+    now = datetime(2026, 11, 2, 9, 0).astimezone()
+    async with any_database.write() as session:
+        person = await staff.add_staff(session, name="Boss", role=Role.SUPERVISOR, team="A", now=now)
+    other = Database(any_database.url)  # a second process's engine
+    try:
+        both_read = asyncio.Barrier(2)
+
+        async def save(database: Database, query: str) -> None:
+            async with database.write() as session:
+                await session.get(FlowState, person.id)  # on PostgreSQL each finds no row yet ...
+                with contextlib.suppress(TimeoutError):  # (SQLite: the other waits for the write lock)
+                    async with asyncio.timeout(1.0):
+                        await both_read.wait()
+                await flows.enter(session, person.id, DeskStep.RESULTS, {"query": query}, now=now)  # ... and saves
+
+        await asyncio.gather(save(any_database, "first"), save(other, "second"))
+    finally:
+        await other.dispose()
+    async with any_database.read() as session:
+        rows = (await session.scalars(select(FlowState))).all()
+    assert len(rows) == 1 and rows[0].data["query"] in ("first", "second")

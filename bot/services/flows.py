@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.steps import Step, step_of
@@ -36,12 +38,21 @@ async def current(session: AsyncSession, staff_id: int) -> FlowView | None:
 
 async def _save(session: AsyncSession, staff_id: int, flow: str, step: str, data: dict[str, Any], *,
                now: datetime) -> None:
-    row = await session.get(FlowState, staff_id)
-    if row is None:
-        session.add(FlowState(staff_id=staff_id, flow=flow, step=step, data=data, updated_at=now))
+    """One statement that inserts or overwrites the person's row: two processes saving a first step for the
+    same person at once (the same update delivered to both) cannot clash on the key; the later one wins."""
+    values = {"staff_id": staff_id, "flow": flow, "step": step, "data": dict(data), "updated_at": now}
+    changes = {"flow": flow, "step": step, "data": dict(data), "updated_at": now}
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        statement: Any = pg_insert(FlowState).values(**values).on_conflict_do_update(
+            index_elements=[FlowState.staff_id], set_=changes)
     else:
-        row.flow, row.step, row.data, row.updated_at = flow, step, dict(data), now
-    await session.flush()
+        statement = sqlite_insert(FlowState).values(**values).on_conflict_do_update(
+            index_elements=[FlowState.staff_id], set_=changes)
+    await session.execute(statement)
+    row = session.identity_map.get(session.identity_key(FlowState, (staff_id,)))
+    if row is not None:  # the session's own copy, if it read one, now says what the row says
+        await session.refresh(row)
 
 
 async def enter(session: AsyncSession, staff_id: int, step: Step, data: dict[str, Any], *, now: datetime) -> None:
