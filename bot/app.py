@@ -27,6 +27,7 @@ from bot.context import RUNTIME_KEY, FieldbotContext
 from bot.handlers import (
     access,
     assign,
+    branch_report,
     case_desk,
     emergency,
     extension,
@@ -126,6 +127,7 @@ def flow_handlers() -> list[BaseHandler[Update, FieldbotContext, Any]]:
         *handover.handlers(),
         *tofield.handlers(),
         *flag.handlers(),
+        *branch_report.handlers(),
         *visits.fallback_handlers(),
         *intake.fallback_handlers(),
         MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, _not_understood),

@@ -666,3 +666,13 @@ class SpecialArranged(Button, prefix="sp:arr", action=Action.SPECIAL_ARRANGE, ta
 @button
 class SpecialClose(Button, prefix="sp:close", action=Action.SPECIAL_CLOSE, target="case_id"):
     case_id: int
+
+
+@button
+class BranchReportApprove(Button, prefix="br:ok", action=Action.BRANCH_REPORT_DECIDE, target="report_id"):
+    report_id: int  # a supervisor's monthly branch report waiting for approval
+
+
+@button
+class BranchReportReturn(Button, prefix="br:ret", action=Action.BRANCH_REPORT_DECIDE, target="report_id"):
+    report_id: int

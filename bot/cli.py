@@ -179,7 +179,8 @@ def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
         now = SystemClock().now()
         async with database.write() as session:
             member = await staff.add_staff(session, name=args.name, role=Role(args.role), team=args.team,
-                                           supervisor_id=args.supervisor, phone=args.phone, now=now)
+                                           supervisor_id=args.supervisor, phone=args.phone, now=now,
+                                           branch=args.branch)
             code = await invites.create_invite(session, member.id, now=now)
         print(f"staff #{member.id} {member.name} ({member.role}) added")
         print(f"invite code (single use, valid 7 days): {code}")
@@ -438,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True)
     add.add_argument("--role", required=True, choices=_Roles(), metavar="ROLE", help="one of: %(choices)s")
     add.add_argument("--team")
+    add.add_argument("--branch", help="their branch (分公司); a team's branch is its supervisor's")
     add.add_argument("--supervisor", type=int, help="staff id of their supervisor")
     add.add_argument("--phone")
     add.add_argument("--bot-username", default="fieldbot_bot", help="the bot's @username, for the link")

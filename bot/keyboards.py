@@ -37,6 +37,8 @@ ROLE_MENU: dict[Role, list[list[str]]] = {
     Role.SUPERVISOR: [[N_("menu.assign"), N_("menu.report")], [N_("menu.help"), N_("menu.language")]],
     Role.TEAM_LEAD: [[N_("menu.report"), N_("menu.help"), N_("menu.language")]],
     Role.ADMIN: [[N_("menu.import"), N_("menu.assign")], [N_("menu.report"), N_("menu.help"), N_("menu.language")]],
+    Role.MANAGER: [[N_("menu.report"), N_("menu.help"), N_("menu.language")]],
+    Role.HQ: [[N_("menu.report"), N_("menu.help"), N_("menu.language")]],
 }
 
 # Slash commands per role (command, description message id), for the Telegram command menu.
@@ -63,8 +65,12 @@ for _office in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
     ROLE_COMMANDS[_office] += [("handovers", N_("command.handovers"))]
 ROLE_COMMANDS[Role.ADMIN] += [("import", N_("command.import")), ("assign", N_("command.assign")),
                               ("status", N_("command.status"))]
+# above the supervisor: a branch's manager and head office read, and approve the branch reports
+for _reader in (Role.MANAGER, Role.HQ):
+    ROLE_COMMANDS[_reader] += [("report", N_("command.report")), ("reports", N_("command.reports")),
+                               ("incidents", N_("command.incidents"))]
 # the case desk and the team's day (bot/handlers/case_desk.py, bot/handlers/team.py)
-for _office in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN):
+for _office in (Role.SUPERVISOR, Role.TEAM_LEAD, Role.ADMIN, Role.MANAGER, Role.HQ):
     ROLE_MENU[_office].insert(len(ROLE_MENU[_office]) - 1, [N_("menu.case"), N_("menu.team")])
     ROLE_COMMANDS[_office] += [("case", N_("command.case")), ("team", N_("command.team"))]
 # the rest of the procedure (bot/handlers/procedure.py)
@@ -114,6 +120,8 @@ ROLE_LABELS: dict[Role, str] = {
     Role.SUPERVISOR: N_("role.supervisor"),
     Role.TEAM_LEAD: N_("role.team_lead"),
     Role.ADMIN: N_("role.admin"),
+    Role.MANAGER: N_("role.manager"),
+    Role.HQ: N_("role.hq"),
 }
 
 

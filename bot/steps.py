@@ -114,6 +114,10 @@ class SafeStep(Step):
     PIN = "pin"
 
 
+class BranchReportStep(Step):
+    COMMENT = "comment"  # why a branch report goes back to its supervisor
+
+
 class PinStep(Step):
     CURRENT = "current"
     SAFETY = "safety"
@@ -125,7 +129,7 @@ for _cls, _name in ((VisitStep, "visit"), (ReviewStep, "review"), (ExtensionStep
                     (ResolveStep, "resolve"), (SafeStep, "safe"), (PinStep, "pin"),
                     (InviteStep, "invite"), (DeskStep, "desk"), (IntakeStep, "intake"),
                     (BankAlertStep, "bankalert"), (LetterStep, "letter"), (SpecialStep, "special"),
-                    (FlagStep, "flag")):
+                    (FlagStep, "flag"), (BranchReportStep, "branch_report")):
     _cls.FLOW = _name  # an enum's class attribute set after creation: not a member
 
 FLOWS: dict[str, type[Step]] = {cls.FLOW: cls for cls in Step.__subclasses__()}

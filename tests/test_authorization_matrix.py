@@ -48,6 +48,7 @@ from bot.storage.models import (
     Assignment,
     AuditEntry,
     Base,
+    BranchReport,
     Case,
     ExtensionRequest,
     Handover,
@@ -70,15 +71,22 @@ OPEN_COMMANDS = {"start"}
 
 # ---- the world ----------------------------------------------------------------------------------------------
 
-ACTORS = {  # role -> (name, telegram id); all in team A except the admin
+ACTORS = {  # role -> (name, telegram id); all in team A except the admin, the manager (team A's branch) and hq
     Role.COLLECTOR: ("c1a", 5101),
     Role.PHONE_COLLECTOR: ("pa", 5102),
     Role.SUPERVISOR: ("sa", 5103),
     Role.TEAM_LEAD: ("la", 5104),
     Role.ADMIN: ("admin", 5105),
+    Role.MANAGER: ("ma", 5107),
+    Role.HQ: ("hq", 5108),
 }
 OTHERS = {"c2a": (Role.COLLECTOR, "A", 5106), "c1b": (Role.COLLECTOR, "B", 5201), "c2b": (Role.COLLECTOR, "B", 5202),
-          "sb": (Role.SUPERVISOR, "B", 5203), "lb": (Role.TEAM_LEAD, "B", 5204)}
+          "sb": (Role.SUPERVISOR, "B", 5203), "lb": (Role.TEAM_LEAD, "B", 5204), "mb": (Role.MANAGER, None, 5205)}
+# Team A's supervisor works for the Shanghai branch, team B's for Beijing: a team's branch is its supervisor's.
+BRANCH = {"sa": "上海分公司", "ma": "上海分公司", "sb": "北京分公司", "mb": "北京分公司"}
+TEAM_BRANCH = {"A": "上海分公司", "B": "北京分公司"}
+NO_TEAM = (Role.ADMIN, Role.MANAGER, Role.HQ)
+SEES_EVERY_TEAM = (Role.ADMIN, Role.HQ)
 OWNERS = ("c1a", "pa", "c2a", "c1b")  # people who own one object of every kind
 SUCCESSOR = {"c1a": "c2a", "pa": "c2a", "c2a": "c1a", "c1b": "c2b"}
 TEAMMATE = {"A": "c2a", "B": "c2b"}
@@ -90,6 +98,7 @@ class World:
     team: dict[str, str | None] = field(default_factory=dict)
     objects: dict[tuple[str, str], int] = field(default_factory=dict)  # (variant, owner) -> id
     named: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (variant, owner) -> named people
+    branch: dict[str, str | None] = field(default_factory=dict)  # name -> the branch they work for
 
 
 def _user(name: str, telegram_id: int) -> FakeUser:
@@ -102,22 +111,32 @@ async def _build(database: Database) -> World:
         people: dict[str, Staff] = {}
         for team in ("A", "B"):
             boss = Staff(name=f"s{team.lower()}", role=Role.SUPERVISOR.value, team=team, active=True, locale="en",
-                         created_at=NOW, telegram_user_id=5103 if team == "A" else 5203)
+                         created_at=NOW, telegram_user_id=5103 if team == "A" else 5203,
+                         branch=BRANCH[f"s{team.lower()}"])
             s.add(boss)
             await s.flush()
             people[boss.name] = boss
         specs: list[tuple[str, Role, str | None, int]] = [
-            (name, role, None if role is Role.ADMIN else "A", tid) for role, (name, tid) in ACTORS.items()
+            (name, role, None if role in NO_TEAM else "A", tid) for role, (name, tid) in ACTORS.items()
             if role is not Role.SUPERVISOR]
         specs += [(name, role, team, tid) for name, (role, team, tid) in OTHERS.items() if role is not Role.SUPERVISOR]
         for name, role, team, tid in specs:
             person = Staff(name=name, role=role.value, team=team, active=True, locale="en", created_at=NOW,
-                           telegram_user_id=tid, supervisor_id=people[f"s{team.lower()}"].id if team else None)
+                           telegram_user_id=tid, supervisor_id=people[f"s{team.lower()}"].id if team else None,
+                           branch=BRANCH.get(name))
             s.add(person)
             await s.flush()
             people[name] = person
         world.staff = {name: p.id for name, p in people.items()}
         world.team = {name: p.team for name, p in people.items()}
+        world.branch = {name: p.branch for name, p in people.items()}
+        reports = {}
+        for team in ("A", "B"):  # each supervisor's monthly branch report, waiting for approval
+            reports[team] = BranchReport(team=team, branch=TEAM_BRANCH[team], period_start=date(2026, 10, 1),
+                                         supervisor_id=people[f"s{team.lower()}"].id, status="pending",
+                                         created_at=NOW)
+            s.add(reports[team])
+        await s.flush()
         for owner in OWNERS:
             person, team = people[owner], people[owner].team
             assert team is not None
@@ -159,7 +178,8 @@ async def _build(database: Database) -> World:
             for variant, object_id in (("case", case.id), ("draft", draft.id), ("filed", filed.id),
                                        ("extension", extension.id), ("incident", incident.id),
                                        ("handover", handover.id), ("handover_item", item.id),
-                                       ("handover_issue", issue.id), ("staff", person.id)):
+                                       ("handover_issue", issue.id), ("staff", person.id),
+                                       ("branch_report", reports[team].id)):
                 world.objects[variant, owner] = object_id
             world.named["incident.ack", owner] = {boss.name}
             world.named["handover.lead", owner] = {lead}
@@ -225,6 +245,8 @@ def _reach(actor: str, owner: str, world: World, action: Action) -> set[Reach]:
         reach.add(Reach.SELF)
     if world.team[actor] is not None and world.team[actor] == world.team[owner]:
         reach.add(Reach.TEAM)
+    if world.branch.get(actor) is not None and world.branch.get(actor) == TEAM_BRANCH.get(str(world.team[owner])):
+        reach.add(Reach.BRANCH)
     if actor in world.named.get((action.value, owner), set()):
         reach.add(Reach.NAMED)
     return reach
@@ -339,7 +361,7 @@ async def test_button_matrix(button: type[declared.Button], template: tuple[Path
                 refused, shown, changed = await matrix.press(user, actor_id, update)
                 what = f"{button.__name__} {data!r} by {role.value} on {relation or 'no object'}"
                 _check(refused, allowed, shown, changed, matrix.forbidden, what)
-                if role is not Role.ADMIN:
+                if role not in SEES_EVERY_TEAM:
                     leaks = [s for s in shown if any(m in s for m in B_MARKERS)]
                     assert not leaks, f"{what}: team B data shown to team A: {leaks}"
 
@@ -388,7 +410,7 @@ async def test_command_matrix(command: str, callback: Any, template: tuple[Path,
                                                          matrix.harness.updates.command(user, f"/{command}"))
             _check(refused, expected(action, role, None), shown, changed, matrix.forbidden,
                    f"/{command} by {role.value}")
-            if role is not Role.ADMIN:
+            if role not in SEES_EVERY_TEAM:
                 assert not [s for s in shown if any(m in s for m in B_MARKERS)], f"/{command} leaked team B data"
 
 
@@ -426,7 +448,8 @@ def test_every_action_has_a_rule_and_every_button_fits_in_64_bytes() -> None:
     world = World(staff=dict.fromkeys([*OWNERS, *TEAMMATE.values()], 123456789),
                   team={"c1a": "A", "pa": "A", "c2a": "A", "c1b": "B", "c2b": "B"},
                   objects={(v, o): 987654321 for v in ("case", "draft", "filed", "extension", "incident", "handover",
-                                                        "handover_item", "handover_issue", "staff", "visit")
+                                                        "handover_item", "handover_issue", "staff", "visit",
+                                                        "branch_report")
                            for o in OWNERS})
     for cls in declared.BUTTONS.values():
         data = _press_data(cls, world, "c1a" if cls.target else None)

@@ -113,11 +113,11 @@ class BotHarness:
         return texts
 
     async def add_staff(self, name: str, role: Role, *, team: str | None = "A", supervisor_id: int | None = None,
-                        phone: str | None = None) -> tuple[int, str]:
+                        phone: str | None = None, branch: str | None = None) -> tuple[int, str]:
         """Register a person as the admin office does; returns (staff id, invite code)."""
         async with self.db.write() as session:
             member = await staff.add_staff(session, name=name, role=role, team=team, supervisor_id=supervisor_id,
-                                           phone=phone, now=self.clock.now())
+                                           phone=phone, now=self.clock.now(), branch=branch)
             code = await invites.create_invite(session, member.id, now=self.clock.now())
         return member.id, code
 

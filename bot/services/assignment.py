@@ -41,7 +41,7 @@ def _visible_cases(actor: StaffView | None) -> list[object]:
     """WHERE clauses limiting cases to those the policy lets ``actor`` assign: their team's, and those no
     team holds yet (nothing extra for whoever reaches every team)."""
     team = policy.team_filter(actor, policy.Action.CASE_ASSIGN)
-    return [] if team is None else [or_(Case.team == team, Case.team.is_(None))]
+    return [] if team is None else [or_(Case.team.in_(team), Case.team.is_(None))]
 
 
 async def assign_in_session(
@@ -173,7 +173,7 @@ async def assignable_collectors(session: AsyncSession, actor: StaffView | None) 
     team = policy.team_filter(actor, policy.Action.CASE_ASSIGN)
     query = select(Staff).where(Staff.active.is_(True), Staff.role.in_(ASSIGNABLE_ROLES)).order_by(Staff.name)
     if team is not None:
-        query = query.where(Staff.team == team)
+        query = query.where(Staff.team.in_(team))
     return list(await session.scalars(query))
 
 

@@ -92,7 +92,7 @@ async def search(session: AsyncSession, actor: StaffView | None, query: str, *, 
     where = [or_(Case.case_no == text, Case.case_no.like(pattern + "%", escape="\\"),
                  Case.debtor_name.like("%" + pattern + "%", escape="\\"))]
     if team is not None:
-        where.append(Case.team == team)
+        where.append(Case.team.in_(team))
     total = int(await session.scalar(select(func.count()).select_from(Case).where(*where)) or 0)
     exact_first = sql_case((Case.case_no == text, 0), else_=1)
     cases = await session.scalars(select(Case).where(*where).order_by(exact_first, Case.case_no, Case.id)

@@ -26,7 +26,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.services import assignment, case_desk, incidents, policy, reports, team_view, visits
 from bot.services import staff as staff_service
-from bot.services.actor import StaffView
+from bot.services.actor import StaffView, load
 from bot.services.calendar import WorkCalendar
 from bot.services.case_desk import CaseCard
 from bot.services.cases import CLOSED_STATUSES
@@ -63,7 +63,7 @@ async def sign_in(session: AsyncSession, telegram_user_id: int) -> StaffView:
     person = await staff_service.active_by_telegram_id(session, telegram_user_id)
     if person is None:
         raise Forbidden(subject=("telegram_user", telegram_user_id))
-    viewer = StaffView.of(person)
+    viewer = await load(session, person)
     policy.require_role(viewer, USE, subject=("staff", viewer.id))
     return viewer
 
@@ -125,7 +125,7 @@ async def filters(session: AsyncSession, viewer: StaffView) -> Filters:
     people = select(Staff.id, Staff.name).where(Staff.role.in_(FIELD_ROLES)).order_by(Staff.name, Staff.id)
     banks = select(Case.bank).distinct().order_by(Case.bank)
     if team is not None:
-        people, banks = people.where(Staff.team == team), banks.where(Case.team == team)
+        people, banks = people.where(Staff.team.in_(team)), banks.where(Case.team.in_(team))
     return Filters(statuses=[s.value for s in CaseStatus],
                    collectors=[(i, n) for i, n in (await session.execute(people)).all()],
                    banks=list(await session.scalars(banks)))
@@ -140,7 +140,7 @@ async def find_cases(session: AsyncSession, viewer: StaffView, wanted: CaseFilte
     where: list[ColumnElement[bool]] = []
     text = wanted.text.strip()[:50]
     if team is not None:
-        where.append(Case.team == team)
+        where.append(Case.team.in_(team))
     if text:
         pattern = _like(text)
         where.append(or_(Case.case_no == text, Case.case_no.like(pattern + "%", escape="\\"),
@@ -363,14 +363,14 @@ async def team_map(session: AsyncSession, viewer: StaffView, *, now: datetime, c
     collector's last position and the open alarms with their location trail; points in ``datum``."""
     team = policy.team_filter(viewer, USE)
     _, start, end = _day(now, calendar)
-    result = TeamMap(team=team, datum=datum)
+    result = TeamMap(team=", ".join(sorted(team)) if team is not None else None, datum=datum)
     today = calendar.working_date(now)
     cases = select(Case).where(Case.lat.is_not(None), Case.lon.is_not(None), or_(
         and_(Case.status.not_in(CLOSED_STATUSES), Case.visit_done_at.is_(None), Case.visit_due_at < end),
         and_(Case.status.not_in(CLOSED_STATUSES), Case.next_action_on <= today),
         and_(Case.visit_done_at >= start, Case.visit_done_at < end)))
     if team is not None:
-        cases = cases.where(Case.team == team)
+        cases = cases.where(Case.team.in_(team))
     for case in await session.scalars(cases.order_by(Case.visit_due_at, Case.id).limit(MAP_LIMIT)):
         assert case.lat is not None and case.lon is not None
         done = case.visit_done_at is not None
@@ -379,7 +379,7 @@ async def team_map(session: AsyncSession, viewer: StaffView, *, now: datetime, c
                                      kind="done" if done else "overdue" if late else "due", ref=case.id))
     people = select(Staff).where(Staff.role.in_(FIELD_ROLES), Staff.active.is_(True))
     if team is not None:
-        people = people.where(Staff.team == team)
+        people = people.where(Staff.team.in_(team))
     for visit, name, case_no in (await session.execute(
             select(Visit, Staff.name, Case.case_no).join(Staff, Staff.id == Visit.collector_id)
             .join(Case, Case.id == Visit.case_id)
@@ -453,7 +453,7 @@ async def alarm_board(session: AsyncSession, viewer: StaffView, *, now: datetime
     recent = select(Incident).join(Staff, Staff.id == Incident.collector_id).where(
         Incident.status == IncidentStatus.RESOLVED.value, Incident.resolved_at >= now - timedelta(days=RECENT_DAYS))
     if team is not None:
-        recent = recent.where(Staff.team == team)
+        recent = recent.where(Staff.team.in_(team))
     resolved = list(await session.scalars(recent.order_by(Incident.resolved_at.desc()).limit(100)))
     today = calendar.working_date(now)
     month = today.replace(day=1)

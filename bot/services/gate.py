@@ -17,7 +17,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.services.actor import StaffView
+from bot.services.actor import StaffView, load
 from bot.services.flows import FlowView
 from bot.services.incidents import HIDDEN, OPEN, SHOWN
 from bot.storage.models import FlowState, Incident, IncidentEvent, Staff
@@ -58,7 +58,7 @@ async def caller(session: AsyncSession, telegram_user_id: int) -> Gate | None:
         return None
     staff, flow, step, data, incident_id, duress, visibility = row
     hidden = incident_id is not None and bool(duress) and visibility == HIDDEN
-    return Gate(staff=StaffView.of(staff),
+    return Gate(staff=await load(session, staff),
                 flow=FlowView(flow, step, dict(data)) if flow is not None else None,
                 alarm_id=None if hidden else incident_id,
                 any_alarm_id=incident_id)

@@ -97,7 +97,7 @@ async def departing_choices(session: AsyncSession, actor: StaffView | None) -> l
     team = policy.team_filter(actor, Action.HANDOVER_RUN)
     query = select(Staff).where(Staff.active.is_(True), Staff.role.in_(FIELD_ROLES))
     if team is not None:
-        query = query.where(Staff.team == team)
+        query = query.where(Staff.team.in_(team))
     return list(await session.scalars(query.order_by(Staff.name)))
 
 
@@ -494,7 +494,7 @@ async def pending(session: AsyncSession, actor: StaffView) -> list[Pending]:
     query = (select(Handover, Staff).join(Staff, Staff.id == Handover.from_staff_id)
              .where(Handover.status.in_(RUNNING)).order_by(Handover.started_at, Handover.id))
     if team is not None:
-        query = query.where(Staff.team == team)
+        query = query.where(Staff.team.in_(team))
     found = []
     for handover, departing in (await session.execute(query)).tuples():
         rows = await items(session, handover.id)

@@ -732,10 +732,11 @@ def _percentiles(values: list[float]) -> tuple[float, float, float] | None:
 
 
 async def response_figures(session: AsyncSession, start: datetime, end: datetime, *,
-                           team: str | None = None) -> Figures:
+                           team: str | frozenset[str] | None = None) -> Figures:
     query = select(Incident).where(Incident.raised_at >= start, Incident.raised_at < end)
     if team is not None:
-        query = query.join(Staff, Staff.id == Incident.collector_id).where(Staff.team == team)
+        query = query.join(Staff, Staff.id == Incident.collector_id).where(
+            Staff.team.in_([team] if isinstance(team, str) else team))
     rows = list(await session.scalars(query))
     delivery = [(i.first_delivered_at - i.raised_at).total_seconds() for i in rows if i.first_delivered_at]
     acks = [(i.acknowledged_at - i.raised_at).total_seconds() for i in rows if i.acknowledged_at]

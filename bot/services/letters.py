@@ -198,7 +198,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> int:
     return handled
 
 
-async def next_steps(session: AsyncSession, team: str | None) -> list[tuple[str, date]]:
+async def next_steps(session: AsyncSession, team: str | frozenset[str] | None) -> list[tuple[str, date]]:
     """Cases (of ``team``; None: every team) whose latest letter's term ended and that are still open:
     (case number, last day of the term), the supervisor's list for the next step."""
     newest = (select(Letter.case_id, func.max(Letter.id).label("id")).group_by(Letter.case_id).subquery())
@@ -207,5 +207,5 @@ async def next_steps(session: AsyncSession, team: str | None) -> list[tuple[str,
              .where(Letter.expired_at.is_not(None), Case.status.not_in(CLOSED_STATUSES))
              .order_by(Letter.term_end, Case.case_no))
     if team is not None:
-        query = query.where(Case.team == team)
+        query = query.where(Case.team.in_([team] if isinstance(team, str) else team))
     return [(case_no, end) for case_no, end in (await session.execute(query)).all() if end is not None]

@@ -6,6 +6,7 @@ A rule names, per role, how close the person must be to the object:
 * ``NAMED``  the object names the person (an alarm that reached them, the incident they own, the team
   lead a handover waits for, the successor of a handover item);
 * ``TEAM``   the object belongs to the person's team;
+* ``BRANCH`` the object belongs to a team of the person's branch (a team's branch is its supervisor's);
 * ``ANY``    any object of that kind.
 
 :data:`RULES` is the whole table: a role missing from an action's row may not do it at all. The
@@ -30,6 +31,7 @@ from bot.services.actor import StaffView
 from bot.services.errors import Forbidden, NotFound
 from bot.storage.models import (
     Assignment,
+    BranchReport,
     Case,
     ExtensionRequest,
     FieldRequest,
@@ -48,6 +50,7 @@ class Reach(StrEnum):
     SELF = "self"
     NAMED = "named"
     TEAM = "team"
+    BRANCH = "branch"
     ANY = "any"
 
 
@@ -122,10 +125,12 @@ class Action(StrEnum):
     DAY_PLAN_FILE = "dayplan.file"
     # a collector flagging a debtor's default on their case as malicious, with a suggestion (/flag)
     CASE_FLAG = "case.flag"
+    # approving or returning a supervisor's monthly branch report (a manager of its branch, head office)
+    BRANCH_REPORT_DECIDE = "branch_report.decide"
 
 
 R = Role
-S, N, T, A = Reach.SELF, Reach.NAMED, Reach.TEAM, Reach.ANY
+S, N, T, B, A = Reach.SELF, Reach.NAMED, Reach.TEAM, Reach.BRANCH, Reach.ANY
 FIELD_ROLES = (R.COLLECTOR, R.PHONE_COLLECTOR)
 
 RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
@@ -141,7 +146,8 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
                           R.ADMIN: frozenset({N, T})},
     Action.INCIDENT_RESOLVE: {R.SUPERVISOR: frozenset({N, T}), R.TEAM_LEAD: frozenset({N}),
                               R.ADMIN: frozenset({N})},
-    Action.INCIDENT_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.INCIDENT_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A}),
+                           R.MANAGER: frozenset({B}), R.HQ: frozenset({A})},
     Action.SAFETY_OWN: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S})},
     Action.HANDOVER_RUN: {R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.HANDOVER_DECIDE: {R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
@@ -151,11 +157,14 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
     Action.HANDOVER_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.HANDOVER_STAND_IN: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.STAFF_INVITE: {R.ADMIN: frozenset({A})},
-    Action.CASE_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.CASE_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A}),
+                       R.MANAGER: frozenset({B}), R.HQ: frozenset({A})},
     Action.CASE_STATUS: {R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
-    Action.TEAM_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
+    Action.TEAM_VIEW: {R.SUPERVISOR: frozenset({T}), R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A}),
+                       R.MANAGER: frozenset({B}), R.HQ: frozenset({A})},
     Action.REPORT_VIEW: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S}), R.SUPERVISOR: frozenset({T}),
-                         R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A})},
+                         R.TEAM_LEAD: frozenset({T}), R.ADMIN: frozenset({A}), R.MANAGER: frozenset({B}),
+                         R.HQ: frozenset({A})},
     Action.PROFILE_OWN: {role: frozenset({S}) for role in Role},
     Action.SYSTEM_STATUS: {R.ADMIN: frozenset({A})},
     Action.BANK_MANAGE: {R.ADMIN: frozenset({A})},
@@ -168,6 +177,7 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
                            R.SUPERVISOR: frozenset({T}), R.ADMIN: frozenset({A})},
     Action.DAY_PLAN_FILE: {R.COLLECTOR: frozenset({S})},
     Action.CASE_FLAG: {R.COLLECTOR: frozenset({S}), R.PHONE_COLLECTOR: frozenset({S})},
+    Action.BRANCH_REPORT_DECIDE: {R.MANAGER: frozenset({B}), R.HQ: frozenset({A})},
 }
 """The whole policy. Notes on the choices:
 
@@ -199,7 +209,14 @@ RULES: Mapping[Action, Mapping[Role, frozenset[Reach]]] = {
 * A special procedure (/special) is applied for by the collector who holds the case, decided by that
   team's supervisor (or the admin office), arranged by the admin office, and closed with its result by
   the collector holding the case, the team's supervisor or the admin office.
+* A branch manager (公司经理) reads what the office reads (/case, /team, /report, /incidents) for every team of
+  their branch, head office (hq) for every branch; neither changes anything in the field (no assignment,
+  review, alarm handling or case status). A supervisor's monthly branch report is approved by one manager
+  of its branch and one head-office user (:data:`APPROVAL_SLOTS`); either may return it with a comment.
 """
+
+# Which approval of a branch report each role gives (bot/services/branch_reports.py).
+APPROVAL_SLOTS: Mapping[Role, str] = {R.MANAGER: "manager", R.HQ: "hq"}
 
 
 def roles_for(action: Action) -> frozenset[Role]:
@@ -225,6 +242,8 @@ class Subject:
             reach.add(Reach.NAMED)
         if actor.team is not None and actor.team == self.team:
             reach.add(Reach.TEAM)
+        if self.team is not None and self.team in actor.branch_teams:
+            reach.add(Reach.BRANCH)
         return frozenset(reach)
 
 
@@ -254,20 +273,26 @@ def check(actor: StaffView | None, action: Action, subject: Subject) -> None:
         raise Forbidden(subject=(subject.kind, subject.id))
 
 
-def team_filter(actor: StaffView | None, action: Action) -> str | None:
-    """For a listing of objects ``actor`` may ``action``: the one team to filter by, or None for every team.
+def team_filter(actor: StaffView | None, action: Action) -> frozenset[str] | None:
+    """For a listing of objects ``actor`` may ``action``: the teams to filter by, or None for every team.
 
     A role that reaches objects of any team (or the shell) gets None; a role that reaches its own team
-    gets that team. :class:`Forbidden` when the role may not do ``action`` at all, or reaches only its own
-    team and has none (such a person reaches no object, see :meth:`Subject.reach_of`).
+    gets that team, one that reaches its branch the branch's teams. :class:`Forbidden` when the role may
+    not do ``action`` at all, or its reach holds no team (such a person reaches no object, see
+    :meth:`Subject.reach_of`). Callers filter with ``column.in_(teams)``.
     """
     if actor is None:
         return None
     needed = RULES[action].get(actor.role, frozenset())
     if Reach.ANY in needed:
         return None
+    teams: set[str] = set()
     if Reach.TEAM in needed and actor.team is not None:
-        return actor.team
+        teams.add(actor.team)
+    if Reach.BRANCH in needed:
+        teams |= actor.branch_teams
+    if teams:
+        return frozenset(teams)
     raise Forbidden()
 
 
@@ -437,6 +462,14 @@ async def staff_subject(session: AsyncSession, staff_id: int, action: Action | N
     return Subject("staff", staff_id, owner_ids=frozenset({staff_id}), team=person.team)
 
 
+async def branch_report_subject(session: AsyncSession, report_id: int, action: Action | None = None) -> Subject:
+    report = await session.get(BranchReport, report_id)
+    if report is None:
+        raise NotFound()
+    _keep(session, report)
+    return Subject("branch_report", report_id, owner_ids=frozenset({report.supervisor_id}), team=report.team)
+
+
 Loader = Callable[[AsyncSession, int, "Action | None"], Awaitable[Subject]]
 LOADERS: Mapping[str, Loader] = {
     "case": case_subject,
@@ -447,6 +480,7 @@ LOADERS: Mapping[str, Loader] = {
     "handover_item": handover_item_subject,
     "handover_issue": handover_issue_subject,
     "staff": staff_subject,
+    "branch_report": branch_report_subject,
 }
 
 # The kind of object each action is aimed at.
@@ -483,4 +517,5 @@ OBJECT_KIND: Mapping[Action, str] = {
     Action.SPECIAL_CLOSE: "case",
     Action.DAY_PLAN_FILE: "staff",
     Action.CASE_FLAG: "case",
+    Action.BRANCH_REPORT_DECIDE: "branch_report",
 }

@@ -2,7 +2,9 @@
 
 The SOP asks for weekly progress reports and monthly full reports from every collector, and the
 supervisor's monthly team report. Scheduled ones go out at the start of work on Monday (last week)
-and on the 1st (last month); a ``report_runs`` row per period makes each go out exactly once. Who
+and on the 1st (last month); a ``report_runs`` row per period makes each go out exactly once. A
+supervisor's monthly team report is also submitted for approval to the branch's manager(s) and head
+office (:mod:`bot.services.branch_reports`). Who
 gets what: a collector their own figures; a supervisor and a team lead their team's report (text,
 chart, XLSX); an admin the report of every team, with the amount recovered per team.
 
@@ -30,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import DEFAULT_LOCALE, N_, Translator, translator
-from bot.services import dispositions, outbox, policy, targets
+from bot.services import branch_reports, dispositions, outbox, policy, targets
 from bot.services.actor import StaffView
 from bot.services.calendar import WorkCalendar
 from bot.services.errors import Forbidden
@@ -129,15 +131,16 @@ class Report:
         return total
 
 
-async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar, team: str | None = None,
-                staff_ids: Sequence[int] | None = None) -> Report:
-    """Count what each collector (of ``team``, or the given ones) did in ``period``."""
+async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar,
+                team: str | frozenset[str] | None = None, staff_ids: Sequence[int] | None = None) -> Report:
+    """Count what each collector (of ``team`` or of a set of teams, or the given ones) did in ``period``."""
+    teams = None if team is None else frozenset({team}) if isinstance(team, str) else team
     tz = calendar.tz
     start = datetime.combine(period.start, datetime.min.time(), tz)
     end = datetime.combine(period.end, datetime.min.time(), tz)
     query = select(Staff).where(Staff.role.in_(FIELD_ROLES)).order_by(Staff.name, Staff.id)
-    if team is not None:
-        query = query.where(Staff.team == team)
+    if teams is not None:
+        query = query.where(Staff.team.in_(teams))
     if staff_ids is not None:
         query = query.where(Staff.id.in_(staff_ids))
     people = list(await session.scalars(query))
@@ -176,12 +179,13 @@ async def build(session: AsyncSession, period: Period, *, calendar: WorkCalendar
             ExtensionRequest.created_at < end)):
         stats[request.collector_id].extensions += 1
         stats[request.collector_id].extensions_approved += request.status == ExtensionStatus.APPROVED.value
-    report = Report(period, team, list(stats.values()), details)
+    label = team if isinstance(team, str) else ", ".join(sorted(team)) if team is not None else None
+    report = Report(period, label, list(stats.values()), details)
     if period.kind == MONTHLY:
         month = targets.month_of(period.start)
         report.recovered_targets, team_targets = await targets.recovered_targets(session, month)
         if staff_ids is None:
-            report.team_targets = {name: fen for name, fen in team_targets.items() if team is None or name == team}
+            report.team_targets = {name: fen for name, fen in team_targets.items() if teams is None or name in teams}
     if period.kind == MONTHLY and staff_ids is None:
         report.alarms = await response_figures(session, start, end, team=team)
         report.rates = [await targets.default_rate(session, portfolio, start=start, end=end, team=team)
@@ -215,19 +219,23 @@ async def _recovered(session: AsyncSession, stats: dict[int, CollectorStats], pe
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose figures a person's /report shows: their own, one team's, or (team None) every team's."""
+    """Whose figures a person's /report shows: their own, one team's, a branch's teams (``teams``), or (team
+    and teams None) every team's."""
 
     personal: bool
     team: str | None
+    teams: frozenset[str] | None = None
 
 
 def scope_for(viewer: StaffView) -> Scope:
-    """The widest report the policy lets ``viewer`` see (``REPORT_VIEW``: ANY, else TEAM, else SELF)."""
+    """The widest report the policy lets ``viewer`` see (``REPORT_VIEW``: ANY, else TEAM or BRANCH, else SELF)."""
     reach = policy.RULES[policy.Action.REPORT_VIEW].get(viewer.role, frozenset())
     if policy.Reach.ANY in reach:
         return Scope(personal=False, team=None)
     if policy.Reach.TEAM in reach and viewer.team is not None:
         return Scope(personal=False, team=viewer.team)
+    if policy.Reach.BRANCH in reach and viewer.branch_teams:
+        return Scope(personal=False, team=viewer.branch, teams=viewer.branch_teams)
     if policy.Reach.SELF in reach:
         return Scope(personal=True, team=viewer.team)
     raise Forbidden(subject=("staff", viewer.id))
@@ -238,7 +246,8 @@ async def build_for(session: AsyncSession, viewer: StaffView, period: Period, *,
     """The report ``viewer`` asked for with /report, as far as the policy lets them see."""
     scope = scope_for(viewer)
     staff_ids = [viewer.id] if scope.personal else None
-    return await build(session, period, calendar=calendar, team=scope.team, staff_ids=staff_ids), scope
+    team = scope.teams if scope.teams is not None else scope.team
+    return await build(session, period, calendar=calendar, team=team, staff_ids=staff_ids), scope
 
 
 def _money(t: Translator, fen: int) -> str:
@@ -447,6 +456,11 @@ async def send_due(session: AsyncSession, *, now: datetime, calendar: WorkCalend
                                      dedupe_key=f"report:{kind}:{period.start}:{person.id}")
             elif person.role in (Role.SUPERVISOR.value, Role.TEAM_LEAD.value):
                 await queue_team_report(session, person, period, now=now, calendar=calendar, media=media)
+                if kind == MONTHLY and person.role == Role.SUPERVISOR.value and person.team is not None:
+                    # the supervisor's monthly team report goes to the branch's manager(s) and head office
+                    team_report = await build(session, period, calendar=calendar, team=person.team)
+                    await branch_reports.submit(session, person, period.start, now=now,
+                                                render=functools.partial(report_text, report=team_report))
             elif person.role == Role.ADMIN.value:
                 await queue_team_report(session, person, period, now=now, calendar=calendar, media=media,
                                         all_teams=True)

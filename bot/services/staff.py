@@ -25,6 +25,7 @@ async def add_staff(
     phone: str | None = None,
     locale: str | None = None,
     actor_id: int | None = None,
+    branch: str | None = None,
 ) -> Staff:
     name = name.strip()
     if not name:
@@ -33,13 +34,14 @@ async def add_staff(
         boss = await session.get(Staff, supervisor_id)
         if boss is None or not boss.active or boss.role not in (Role.SUPERVISOR, Role.ADMIN):
             raise DomainError("staff.error.bad_supervisor", id=supervisor_id)
+    branch = branch.strip() or None if branch is not None else None
     staff = Staff(name=name, role=role.value, team=team, supervisor_id=supervisor_id, phone=phone,
-                  locale=locale, active=True, created_at=now)
+                  locale=locale, active=True, created_at=now, branch=branch)
     session.add(staff)
     await session.flush()
     await audit.record(session, action="staff.add", object_type="staff", object_id=staff.id, actor_id=actor_id,
-                       details={"name": name, "role": role.value, "team": team, "supervisor_id": supervisor_id},
-                       at=now)
+                       details={"name": name, "role": role.value, "team": team, "supervisor_id": supervisor_id,
+                                **({"branch": branch} if branch else {})}, at=now)
     return staff
 
 

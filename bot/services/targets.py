@@ -132,13 +132,13 @@ class DefaultRate:
 
 
 async def default_rate(session: AsyncSession, portfolio: str, *, start: datetime, end: datetime,
-                       team: str | None = None) -> DefaultRate:
+                       team: str | frozenset[str] | None = None) -> DefaultRate:
     """The portfolio's default rate for the month [start, end) (see the module's definition), of one team or all."""
     open_at_end = [Case.portfolio == portfolio, Case.created_at < end,
                    or_(Case.status.not_in(CLOSED_STATUSES),
                        and_(Case.status_changed_at.is_not(None), Case.status_changed_at >= end))]
     if team is not None:
-        open_at_end.append(Case.team == team)
+        open_at_end.append(Case.team.in_([team] if isinstance(team, str) else team))
     broken = select(Promise.case_id).where(Promise.status == PromiseStatus.BROKEN.value,
                                            Promise.resolved_at >= start, Promise.resolved_at < end)
     cases = int(await session.scalar(select(func.count()).select_from(Case).where(*open_at_end)) or 0)
@@ -179,12 +179,16 @@ class TeamProgress:
     rates: list[DefaultRate]
 
 
-async def team_progress(session: AsyncSession, team: str | None, *, now: datetime, tz: ZoneInfo) -> TeamProgress | None:
-    """This month's progress of ``team`` (every team: None); None when no target concerns it."""
+async def team_progress(session: AsyncSession, team: str | frozenset[str] | None, *, now: datetime,
+                        tz: ZoneInfo) -> TeamProgress | None:
+    """This month's progress of ``team`` (some teams: a set of them; every team: None); None when no target
+    concerns it."""
     today = now.astimezone(tz).date()
     month = month_of(today)
     _, by_team = await recovered_targets(session, month)
-    target = by_team.get(team) if team is not None else (sum(by_team.values()) if by_team else None)
+    wanted = {n: fen for n, fen in by_team.items() if team is None or n == team or (not isinstance(team, str)
+                                                                                   and n in team)}
+    target = by_team.get(team) if isinstance(team, str) else (sum(wanted.values()) if wanted else None)
     portfolios = await rate_targets(session)
     if target is None and not portfolios:
         return None
@@ -193,7 +197,7 @@ async def team_progress(session: AsyncSession, team: str | None, *, now: datetim
     paid = select(func.coalesce(func.sum(Payment.amount_fen), 0)).join(Case, Case.id == Payment.case_id).where(
         Payment.paid_on >= first, Payment.paid_on <= today)
     if team is not None:
-        paid = paid.where(Case.team == team)
+        paid = paid.where(Case.team.in_([team] if isinstance(team, str) else team))
     recovered = int(await session.scalar(paid) or 0)
     rates = [await default_rate(session, p, start=start, end=now, team=team) for p in portfolios]
     return TeamProgress(month, recovered, target, rates)

@@ -92,7 +92,7 @@ async def team_day(session: AsyncSession, actor: StaffView | None, *, now: datet
     start, end = _day(now, calendar)
     people = select(Staff.id).where(Staff.role.in_(FIELD_ROLES))
     if team is not None:
-        people = people.where(Staff.team == team)
+        people = people.where(Staff.team.in_(team))
     collectors = int(await session.scalar(select(func.count()).select_from(
         people.where(Staff.active.is_(True)).subquery())) or 0)
 
@@ -110,7 +110,7 @@ async def team_day(session: AsyncSession, actor: StaffView | None, *, now: datet
     open_cases: list[ColumnElement[bool]] = [Case.status.not_in(CLOSED_STATUSES), Case.visit_done_at.is_(None),
                                              Case.visit_due_at.is_not(None)]
     if team is not None:
-        open_cases.append(Case.team == team)
+        open_cases.append(Case.team.in_(team))
     due_today = int(await session.scalar(select(func.count()).select_from(Case).where(
         *open_cases, Case.visit_due_at >= now, Case.visit_due_at < end)) or 0)
     overdue = int(await session.scalar(select(func.count()).select_from(Case).where(
@@ -127,7 +127,8 @@ async def team_day(session: AsyncSession, actor: StaffView | None, *, now: datet
         .join(Staff, Staff.id == Incident.collector_id)
         .where(Incident.collector_id.in_(people), Incident.status != IncidentStatus.RESOLVED.value)
         .order_by(Incident.raised_at))).all()]
-    return TeamDay(team=team, collectors=collectors, checked_in=sorted(seen.values(), key=lambda c: c.name),
+    label = ", ".join(sorted(team)) if team is not None else None
+    return TeamDay(team=label, collectors=collectors, checked_in=sorted(seen.values(), key=lambda c: c.name),
                    done_today=done, due_today=due_today, overdue=overdue, waiting=waiting, alarms=alarms,
                    may_review=policy.allows(actor, policy.Action.VISIT_REVIEW),
                    letters_expired=tuple(await letters.next_steps(session, team)),

@@ -47,6 +47,8 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     TEAM_LEAD = "team_lead"
     ADMIN = "admin"
+    MANAGER = "manager"  # 公司经理: a branch's manager, reads every team of the branch
+    HQ = "hq"  # head office: reads every branch
 
 
 class CaseStatus(StrEnum):
@@ -91,6 +93,8 @@ class Staff(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(20))
     team: Mapped[str | None] = mapped_column(String(50), index=True)
+    # the branch (分公司) a person works for; a team's branch is its supervisor's
+    branch: Mapped[str | None] = mapped_column(String(50), index=True)
     supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str | None] = mapped_column(String(10))
@@ -422,6 +426,28 @@ class ExtensionRequest(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     decided_at: Mapped[datetime | None]
     times_sent: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class BranchReport(Base):
+    """A supervisor's monthly team report awaiting the approval of a manager of its branch and of head office."""
+
+    __tablename__ = "branch_reports"
+    __table_args__ = (UniqueConstraint("team", "period_start", name="uq_branch_reports_team_period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team: Mapped[str] = mapped_column(String(50))
+    branch: Mapped[str | None] = mapped_column(String(50))
+    period_start: Mapped[date] = mapped_column(Date)
+    supervisor_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | approved | returned
+    created_at: Mapped[datetime]
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    manager_at: Mapped[datetime | None]
+    hq_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    hq_at: Mapped[datetime | None]
+    returned_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    returned_at: Mapped[datetime | None]
+    comment: Mapped[str | None] = mapped_column(Text)
 
 
 class ReportRun(Base):
