@@ -95,13 +95,18 @@ class Demo:
         return await self.send(user, self.harness.updates.button(user, data), f"(taps [{label}])")
 
 
+BRANCH = {"zh_CN": "上海分公司", "en": "Shanghai"}
+
+
 async def scene_onboarding(demo: Demo) -> None:
     t = demo.t
     demo.title(t("demo.scene.onboarding"))
     boss_user = demo.person(9001, "王主管" if demo.lang == "zh_CN" else "Wang (supervisor)")
-    boss_id, boss_code = await demo.harness.add_staff(demo.people[9001], Role.SUPERVISOR, team="A")
+    boss_id, boss_code = await demo.harness.add_staff(demo.people[9001], Role.SUPERVISOR, team="A",
+                                                      branch=BRANCH[demo.lang])
     demo.staff_ids["supervisor"] = boss_id
-    demo.note(f"$ fieldbot staff add --name {demo.people[9001]} --role supervisor --team A")
+    demo.note(f"$ fieldbot staff add --name {demo.people[9001]} --role supervisor --team A "
+              f"--branch {BRANCH[demo.lang]}")
     demo.note(f"  invite link: https://t.me/fieldbot_demo_bot?start={boss_code[:6]}…")
     await demo.command(boss_user, "/start", boss_code)
 
@@ -409,6 +414,26 @@ async def scene_custody(demo: Demo) -> None:
                 entries=done.verify.checked))
 
 
+async def scene_branch_report(demo: Demo) -> None:
+    """The month's branch report: it goes out with the monthly report, and a manager of the branch and head
+    office approve it in chat; the supervisor is told."""
+    t, h = demo.t, demo.harness
+    demo.title(t("demo.scene.branch_report"))
+    manager = demo.person(9021, "周经理" if demo.lang == "zh_CN" else "Zhou (branch manager)")
+    head_office = demo.person(9022, "总部郑" if demo.lang == "zh_CN" else "Zheng (head office)")
+    await h.onboard(manager, demo.people[9021], Role.MANAGER, team=None, branch=BRANCH[demo.lang])
+    await h.onboard(head_office, demo.people[9022], Role.HQ, team=None)
+    demo.note(f"$ fieldbot staff add --name {demo.people[9021]} --role manager --branch {BRANCH[demo.lang]}")
+    demo.note(f"$ fieldbot staff add --name {demo.people[9022]} --role hq")
+    await _tick(demo, "2027-01-04T09:30")
+    for person in (manager, head_office):
+        approve = _button(h.api.sent("sendMessage", person.id), b.BranchReportApprove)
+        await demo.press(person, approve["callback_data"], approve["text"])
+    before = len(h.api.calls)
+    await h.deliver_outbox()
+    demo.show(h.api.calls[before:])
+
+
 Scene = Callable[[Demo], Awaitable[None]]
 async def scene_field_rules(demo: Demo) -> None:
     """The phone collector's hand-off and its 2-working-day clock, the field collector's plan of the day filed
@@ -469,7 +494,7 @@ async def scene_field_rules(demo: Demo) -> None:
 
 
 SCENES: list[Scene] = [scene_onboarding, scene_intake, scene_visit, scene_deadlines, scene_emergency, scene_handover,
-                       scene_office, scene_custody, scene_procedure, scene_field_rules]
+                       scene_office, scene_custody, scene_procedure, scene_field_rules, scene_branch_report]
 
 
 async def run_demo(*, lang: str, out: TextIO, scenes: Sequence[Scene] = SCENES) -> int:
