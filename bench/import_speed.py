@@ -95,8 +95,12 @@ def child(db: Path, csv_path: Path | None, batch: int | None) -> None:
     from bot.services.calendar import WorkCalendar
     from bot.storage import migrate
     from bot.storage.db import Database
+    from bot.services import audit
+    from bot.storage import keys
     from bot.storage.media import MediaStore
 
+    # the audit chain is keyed: this process loads (or makes) its key as the bot and the CLI do
+    audit.use_key(keys.load_or_create(db.parent / "keys", keys.AUDIT_KEY))
     data = csv_path.read_bytes() if csv_path is not None else b""
 
     async def run() -> dict[str, object]:
