@@ -28,6 +28,7 @@ from bot.services.route import plan_route
 from bot.services.visits import ListItem, visit_list
 from bot.storage.models import DayPlan, Staff
 
+PLAN_STOPS = 60  # at most this many cases make a day's plan (more than anyone visits in a day)
 PLAN_LINES = 30  # the supervisor's message lists this many stops; the rest as a count
 
 
@@ -77,8 +78,10 @@ async def file_today(session: AsyncSession, actor: StaffView, *, now: datetime, 
     earlier = await filed_today(session, actor.id, today)
     if earlier is not None:
         return Filed(earlier, new=False)
-    items = route_order(list((await visit_list(session, actor, now=now, calendar=calendar, origin=origin)).items),
-                        origin)
+    # a day's route: the list's first PLAN_STOPS cases (deadline first), never the whole list of a collector
+    # who holds thousands (one read of the list's index, as /visits does)
+    items = route_order(list((await visit_list(session, actor, now=now, calendar=calendar, origin=origin,
+                                               limit=PLAN_STOPS)).items), origin)
     if not items:
         raise DomainError(N_("dayplan.error.empty"))
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
