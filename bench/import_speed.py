@@ -91,12 +91,10 @@ def anchor(db: Path, rows: list[list[str]]) -> float:
 def child(db: Path, csv_path: Path | None, batch: int | None) -> None:
     """In a process of its own: migrate, or import ``csv_path`` and report time and peak RSS."""
     from bot.clock import ManualClock
-    from bot.services import intake
+    from bot.services import audit, intake
     from bot.services.calendar import WorkCalendar
-    from bot.storage import migrate
+    from bot.storage import keys, migrate
     from bot.storage.db import Database
-    from bot.services import audit
-    from bot.storage import keys
     from bot.storage.media import MediaStore
 
     # the audit chain is keyed: this process loads (or makes) its key as the bot and the CLI do
